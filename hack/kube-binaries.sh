@@ -19,6 +19,12 @@ mkdir -p "$BIN"
 
 log() { echo "kube-binaries: $*" >&2; }
 
+# One build at a time per cache (parallel test packages may all call this).
+if command -v flock >/dev/null; then
+  exec 9>"$CACHE/.lock"
+  flock -n 9 || { log "another build holds $CACHE/.lock; waiting"; flock 9; }
+fi
+
 # build_with_progress NAME DIR CMD...: runs a long go build with a heartbeat.
 build_with_progress() {
   local name=$1 dir=$2; shift 2
@@ -80,19 +86,30 @@ build_etcd() {
 }
 
 build_kwok() {
-  [[ -x "$BIN/kwok" && -d "$BIN/kwok-stages" ]] && return
   local dir="$CACHE/src/kwok-$KWOK_VERSION"
+  # The stage set changed once (volume stages added): a cache with the binary
+  # but an older stage set only refreshes the stages.
+  [[ -x "$BIN/kwok" && -f "$BIN/kwok-stages/pvc-provision.yaml" ]] && return
   mkdir -p "$dir"
   if [[ ! -f "$dir/go.sum" ]]; then
     printf 'module kwokbinary\n\ngo 1.26\n' >"$dir/go.mod"
     (cd "$dir" && go get -tool "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION") >&2
   fi
-  build_with_progress kwok "$dir" go build -trimpath -ldflags=-s -o "$BIN/kwok" sigs.k8s.io/kwok/cmd/kwok
+  if [[ ! -x "$BIN/kwok" ]]; then
+    build_with_progress kwok "$dir" go build -trimpath -ldflags=-s -o "$BIN/kwok" sigs.k8s.io/kwok/cmd/kwok
+  fi
   local src
   src=$(cd "$dir" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
+  # Only the Stage documents: kustomization.yaml files share one name (each cp
+  # overwrote the last) and the volume StorageClass is created by the cluster
+  # starter (internal/localcluster), not by kwok.
   rm -rf "$BIN/kwok-stages" && mkdir -p "$BIN/kwok-stages"
-  cp "$src"/kustomize/stage/node/fast/*.yaml "$src"/kustomize/stage/node/heartbeat/*.yaml \
-     "$src"/kustomize/stage/pod/fast/*.yaml "$BIN/kwok-stages/"
+  local d f
+  for d in node/fast node/heartbeat pod/fast volume/fast; do
+    for f in "$src/kustomize/stage/$d"/*.yaml; do
+      if grep -q '^kind: Stage$' "$f"; then cp "$f" "$BIN/kwok-stages/"; fi
+    done
+  done
   chmod -R u+w "$BIN/kwok-stages"
 }
 
