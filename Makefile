@@ -1,0 +1,103 @@
+# Shop operator. `make demo` runs the platform on a local node-less cluster;
+# `make test` runs every test. Both install or build what they need.
+
+VERSION ?= 0.1.0
+IMG ?= ghcr.io/shopplatform/shop-operator:$(VERSION)
+SERVICES_IMG ?= ghcr.io/shopplatform/shopd:$(VERSION)
+LDFLAGS := -X github.com/shopplatform/shop-operator/internal/version.Version=$(VERSION)
+
+LOCALBIN ?= $(CURDIR)/bin
+CONTROLLER_GEN_VERSION ?= v0.23.0
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
+GO_TEST_FLAGS ?= -count=1
+
+.PHONY: all
+all: build
+
+##@ Development
+
+.PHONY: manifests
+manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC from the API types and markers.
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./api/..." paths="./controllers/..." \
+		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: verify-generated
+verify-generated: manifests generate ## Fail when generated files are stale.
+	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
+
+.PHONY: fmt vet
+fmt: ## gofmt the tree.
+	gofmt -w $$(git ls-files '*.go')
+vet: ## go vet both modules.
+	go vet ./...
+
+##@ Test
+
+.PHONY: test
+test: verify-generated vet test-operator test-services ## Run every test (unit, golden, envtest, e2e, services).
+
+.PHONY: kube-binaries
+kube-binaries: ## Build (once, cached by version) kube-apiserver, etcd, controller-manager, scheduler and kwok.
+	hack/kube-binaries.sh cluster
+
+.PHONY: test-operator
+test-operator: kube-binaries ## Operator tests against a real API server (envtest) and a local cluster.
+	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh cluster | tail -1)" SHOP_E2E=1 \
+		go test $(GO_TEST_FLAGS) ./...
+
+.PHONY: test-services
+test-services: ## The commerce services' tests (real Postgres, real browser).
+	$(MAKE) -C services test
+
+##@ Run
+
+.PHONY: demo
+demo: kube-binaries ## Run the operator and one Shop per environment on a local node-less cluster.
+	go run -ldflags "$(LDFLAGS)" ./cmd/shopctl demo --samples config/samples
+
+.PHONY: storefront
+storefront: ## Run the five services against a throwaway Postgres.
+	$(MAKE) -C services storefront
+
+.PHONY: run
+run: ## Run the operator against the cluster in KUBECONFIG.
+	go run -ldflags "$(LDFLAGS)" ./cmd/manager
+
+##@ Build
+
+.PHONY: build
+build: ## Build the manager and shopctl.
+	go build -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/manager ./cmd/manager
+	go build -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/shopctl ./cmd/shopctl
+
+.PHONY: docker-build
+docker-build: ## Build the operator image (needs a container engine).
+	docker build --build-arg VERSION=$(VERSION) -t $(IMG) .
+
+.PHONY: build-installer
+build-installer: manifests ## Write dist/install.yaml.
+	mkdir -p dist
+	kubectl kustomize config/default > dist/install.yaml
+
+##@ Deploy
+
+.PHONY: install
+install: manifests ## Install the CRD into the cluster in KUBECONFIG.
+	kubectl apply --server-side -f config/crd/bases
+
+.PHONY: deploy
+deploy: manifests ## Install the operator into the cluster in KUBECONFIG.
+	kubectl apply --server-side -k config/default
+
+$(CONTROLLER_GEN):
+	mkdir -p $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
+	mv $(LOCALBIN)/controller-gen $(CONTROLLER_GEN)
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-18s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)
