@@ -1,0 +1,142 @@
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+)
+
+// Check is a readiness probe: a database ping or a peer's /healthz.
+type Check struct {
+	Name string
+	Func func(ctx context.Context) error
+}
+
+// Handler wraps an application mux with, outermost first: OpenTelemetry
+// (server span and RED metrics per route, named after the mux pattern),
+// panic recovery and the request body limit.
+func Handler(service string, mux http.Handler) http.Handler {
+	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				slog.ErrorContext(r.Context(), "panic", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				WriteProblem(w, r, NewProblem(http.StatusInternalServerError, "internal", ""))
+			}
+		}()
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		}
+		mux.ServeHTTP(w, r)
+	})
+	return otelhttp.NewHandler(inner, service,
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+			if r.Pattern != "" {
+				return r.Pattern
+			}
+			return r.Method + " " + r.URL.Path
+		}))
+}
+
+// NotFound is a problem-JSON 404 handler for unmatched routes ("/").
+func NotFound(w http.ResponseWriter, r *http.Request) {
+	WriteProblem(w, r, NewProblem(http.StatusNotFound, "not_found", "no such resource"))
+}
+
+// AdminMux serves /healthz (alive), /readyz (all checks pass) and /metrics.
+func AdminMux(metrics http.Handler, checks ...Check) *http.ServeMux {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	m.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		failed := map[string]string{}
+		for _, c := range checks {
+			if err := c.Func(ctx); err != nil {
+				failed[c.Name] = err.Error()
+			}
+		}
+		if len(failed) > 0 {
+			p := NewProblem(http.StatusServiceUnavailable, "not_ready", "")
+			for n, e := range failed {
+				p.Errors = append(p.Errors, FieldError{Field: n, Message: e})
+			}
+			WriteProblem(w, r, p)
+			return
+		}
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	if metrics != nil {
+		m.Handle("GET /metrics", metrics)
+	}
+	return m
+}
+
+// NewServer returns an http.Server with timeouts set against slow clients.
+func NewServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// Serve runs the application server on cfg.HTTPAddr and the admin server on
+// cfg.AdminAddr until ctx is cancelled, then drains in-flight requests (up
+// to 20s) and flushes telemetry.
+func Serve(ctx context.Context, cfg Config, tel *Telemetry, app http.Handler, checks ...Check) error {
+	appSrv := NewServer(cfg.HTTPAddr, Handler(cfg.ServiceName, app))
+	var metrics http.Handler
+	if tel != nil {
+		metrics = tel.MetricsHandler
+	}
+	adminSrv := NewServer(cfg.AdminAddr, AdminMux(metrics, checks...))
+	appLn, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen HTTP_ADDR: %w", err)
+	}
+	adminLn, err := net.Listen("tcp", cfg.AdminAddr)
+	if err != nil {
+		appLn.Close()
+		return fmt.Errorf("listen ADMIN_ADDR: %w", err)
+	}
+	slog.Info("serving", "http_addr", appLn.Addr().String(), "admin_addr", adminLn.Addr().String(), "version", Version)
+	errc := make(chan error, 2)
+	go func() { errc <- appSrv.Serve(appLn) }()
+	go func() { errc <- adminSrv.Serve(adminLn) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	slog.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err1 := appSrv.Shutdown(sctx)
+	err2 := adminSrv.Shutdown(sctx)
+	if tel != nil {
+		tctx, tcancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer tcancel()
+		_ = tel.Shutdown(tctx)
+	}
+	if errors.Is(runErr, http.ErrServerClosed) {
+		runErr = nil
+	}
+	return errors.Join(runErr, err1, err2)
+}
