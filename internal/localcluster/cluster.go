@@ -1,0 +1,498 @@
+package localcluster
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+const (
+	serviceCIDR         = "10.96.0.0/12"
+	kubernetesServiceIP = "10.96.0.1"
+	// DefaultStorageClass is the default StorageClass of the cluster; kwok's
+	// volume stages provision and bind claims of this class.
+	DefaultStorageClass = "kwok-volume"
+	// FakeNodeAnnotation marks the Nodes that kwok manages.
+	FakeNodeAnnotation = "kwok.x-k8s.io/node"
+)
+
+// Options configure Start.
+type Options struct {
+	// BinDir holds etcd, kube-apiserver, kube-controller-manager,
+	// kube-scheduler, kwok and kwok-stages/ (see FindBinaries). Required.
+	BinDir string
+	// Dir is the working directory (certificates, etcd data, kubeconfig,
+	// one log per process). Empty: a new temporary directory that Stop
+	// removes unless KeepDir is set. A given Dir is never removed.
+	Dir string
+	// KeepDir keeps the temporary directory (logs, etcd data) after Stop.
+	KeepDir bool
+	// Log receives one line per start-up step. Nil discards them. The
+	// processes' own output goes to <Dir>/<name>.log.
+	Log io.Writer
+	// Nodes is the number of fake nodes (default 2). Node i is named
+	// kwok-node-<i> and is in zone "zone-<a+i>" (topology.kubernetes.io/zone).
+	Nodes int
+	// NodeResources is each node's capacity and allocatable; default 32 CPUs,
+	// 128Gi memory, 250 pods.
+	NodeResources corev1.ResourceList
+	// StorageClasses are extra StorageClass names whose claims kwok binds, in
+	// addition to the default class DefaultStorageClass.
+	StorageClasses []string
+	// Timeout bounds the whole start (default 3 minutes). Each step has its
+	// own smaller bound as well.
+	Timeout time.Duration
+}
+
+// Cluster is a running node-less cluster: a real control plane with fake
+// nodes whose pods kwok pretends to run.
+type Cluster struct {
+	opts       Options
+	dir        string
+	removeDir  bool
+	pki        *pki
+	apiPort    int
+	restConfig *rest.Config
+	kubeconfig string
+	procs      []*process // start order
+	started    time.Duration
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Start starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler
+// and kwok on loopback, creates the fake nodes and the default StorageClass,
+// and returns when the nodes are Ready and the controllers serve. On error
+// everything started so far is stopped.
+func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
+	begin := time.Now()
+	if opts.BinDir == "" {
+		return nil, errors.New("localcluster: Options.BinDir is required (see FindBinaries)")
+	}
+	if err := checkBinDir(opts.BinDir); err != nil {
+		return nil, err
+	}
+	if opts.Nodes <= 0 {
+		opts.Nodes = 2
+	}
+	if opts.Nodes > 16 {
+		return nil, errors.New("localcluster: at most 16 nodes")
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 3 * time.Minute
+	}
+	if opts.Log == nil {
+		opts.Log = io.Discard
+	}
+	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+
+	c := &Cluster{opts: opts, dir: opts.Dir}
+	if c.dir == "" {
+		if c.dir, err = os.MkdirTemp("", "localcluster-"); err != nil {
+			return nil, err
+		}
+		c.removeDir = !opts.KeepDir
+	} else if err := os.MkdirAll(c.dir, 0o755); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			c.logf("start failed; stopping (logs in %s)", c.dir)
+			c.removeDir = false // keep the logs the error points at
+			_ = c.Stop()
+		}
+	}()
+	c.logf("directory %s", c.dir)
+
+	if c.pki, err = newPKI(c.dir); err != nil {
+		return nil, fmt.Errorf("localcluster: generate certificates: %w", err)
+	}
+	ports, err := freePorts(5)
+	if err != nil {
+		return nil, err
+	}
+	etcdPort, etcdPeer, apiPort, kcmPort, schedPort := ports[0], ports[1], ports[2], ports[3], ports[4]
+	c.apiPort = apiPort
+	if err := c.writeKubeconfig(); err != nil {
+		return nil, err
+	}
+	env := childEnv(c.dir)
+	bin := func(name string) string { return filepath.Join(opts.BinDir, name) }
+
+	// etcd
+	etcdURL := "http://127.0.0.1:" + strconv.Itoa(etcdPort)
+	peerURL := "http://127.0.0.1:" + strconv.Itoa(etcdPeer)
+	etcd, err := c.start("etcd", bin("etcd"),
+		"--name=localcluster",
+		"--data-dir="+filepath.Join(c.dir, "etcd"),
+		"--listen-client-urls="+etcdURL,
+		"--advertise-client-urls="+etcdURL,
+		"--listen-peer-urls="+peerURL,
+		"--initial-advertise-peer-urls="+peerURL,
+		"--initial-cluster=localcluster="+peerURL,
+		"--unsafe-no-fsync=true",
+		"--log-level=warn",
+	)(env)
+	if err != nil {
+		return nil, err
+	}
+	plain := &http.Client{Timeout: 2 * time.Second}
+	if err := c.waitHTTP(ctx, etcd, 30*time.Second, plain, etcdURL+"/health", ""); err != nil {
+		return nil, err
+	}
+
+	// kube-apiserver
+	apiserver, err := c.start("kube-apiserver", bin("kube-apiserver"),
+		"--etcd-servers="+etcdURL,
+		"--bind-address=127.0.0.1",
+		"--advertise-address=127.0.0.1",
+		"--secure-port="+strconv.Itoa(apiPort),
+		// The default reconciler refuses a loopback advertise address.
+		"--endpoint-reconciler-type=none",
+		"--cert-dir="+filepath.Join(c.dir, "apiserver-certs"),
+		"--tls-cert-file="+c.pki.servingCrt,
+		"--tls-private-key-file="+c.pki.servingKey,
+		"--token-auth-file="+c.pki.tokenFile,
+		"--authorization-mode=RBAC",
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-account-key-file="+c.pki.saPubFile,
+		"--service-account-signing-key-file="+c.pki.saKeyFile,
+		"--service-cluster-ip-range="+serviceCIDR,
+		"--allow-privileged=true",
+		"--profiling=false",
+	)(env)
+	if err != nil {
+		return nil, err
+	}
+	tlsClient := c.httpsClient()
+	if err := c.waitHTTP(ctx, apiserver, 90*time.Second, tlsClient,
+		fmt.Sprintf("https://127.0.0.1:%d/readyz", apiPort), c.pki.token); err != nil {
+		return nil, err
+	}
+
+	// kwok's configuration: the Stage documents from the binary dir.
+	stagesFile, err := c.writeStages()
+	if err != nil {
+		return nil, err
+	}
+
+	// The controllers, the scheduler and kwok need only the API server.
+	kcm, err := c.start("kube-controller-manager", bin("kube-controller-manager"),
+		"--kubeconfig="+c.kubeconfig,
+		"--leader-elect=false",
+		"--controllers=*",
+		"--use-service-account-credentials=false",
+		"--service-account-private-key-file="+c.pki.saKeyFile,
+		"--root-ca-file="+c.pki.caCertFile,
+		"--bind-address=127.0.0.1",
+		"--secure-port="+strconv.Itoa(kcmPort),
+		"--cert-dir="+filepath.Join(c.dir, "kcm-certs"),
+		"--profiling=false",
+	)(env)
+	if err != nil {
+		return nil, err
+	}
+	sched, err := c.start("kube-scheduler", bin("kube-scheduler"),
+		"--kubeconfig="+c.kubeconfig,
+		"--leader-elect=false",
+		"--bind-address=127.0.0.1",
+		"--secure-port="+strconv.Itoa(schedPort),
+		"--cert-dir="+filepath.Join(c.dir, "scheduler-certs"),
+		"--profiling=false",
+	)(env)
+	if err != nil {
+		return nil, err
+	}
+	kwok, err := c.start("kwok", bin("kwok"),
+		"--kubeconfig="+c.kubeconfig,
+		"--config="+stagesFile,
+		"--manage-nodes-with-annotation-selector="+FakeNodeAnnotation+"=fake",
+		"--node-lease-duration-seconds=40",
+	)(env)
+	if err != nil {
+		return nil, err
+	}
+
+	cs, err := kubernetes.NewForConfig(c.restConfig)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.createStorageClasses(ctx, cs); err != nil {
+		return nil, err
+	}
+	nodes, err := c.createNodes(ctx, cs)
+	if err != nil {
+		return nil, err
+	}
+	insecure := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+		// Their serving certificates are self-signed in their cert dirs; this
+		// probe only asks "are you up", on loopback.
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec
+	}}
+	if err := c.waitHTTP(ctx, kcm, 60*time.Second, insecure,
+		fmt.Sprintf("https://127.0.0.1:%d/healthz", kcmPort), ""); err != nil {
+		return nil, err
+	}
+	if err := c.waitHTTP(ctx, sched, 60*time.Second, insecure,
+		fmt.Sprintf("https://127.0.0.1:%d/healthz", schedPort), ""); err != nil {
+		return nil, err
+	}
+	if err := c.waitNodesReady(ctx, cs, kwok, nodes); err != nil {
+		return nil, err
+	}
+	// Pods need the namespace's ServiceAccount, which the controller-manager
+	// creates: wait for it so callers can create workloads straight away.
+	if err := c.waitDefaultServiceAccount(ctx, cs, kcm); err != nil {
+		return nil, err
+	}
+	c.started = time.Since(begin)
+	c.logf("ready in %s: %d nodes, kubeconfig %s", c.started.Round(100*time.Millisecond), len(nodes), c.kubeconfig)
+	return c, nil
+}
+
+// RESTConfig returns a copy of the admin client configuration.
+func (c *Cluster) RESTConfig() *rest.Config { return rest.CopyConfig(c.restConfig) }
+
+// KubeconfigPath is a kubeconfig file for the admin user
+// (`kubectl --kubeconfig PATH get nodes`).
+func (c *Cluster) KubeconfigPath() string { return c.kubeconfig }
+
+// Dir is the working directory: certificates, etcd data and one log per
+// process (<name>.log).
+func (c *Cluster) Dir() string { return c.dir }
+
+// StartupDuration is how long Start took.
+func (c *Cluster) StartupDuration() time.Duration { return c.started }
+
+// KeepDir makes Stop keep the working directory (for example when a test
+// failed and its logs matter).
+func (c *Cluster) KeepDir() { c.removeDir = false }
+
+// Process is one running control-plane process.
+type Process struct {
+	Name    string
+	PID     int
+	RSS     int64 // resident set size in bytes when asked; 0 if unknown
+	LogPath string
+}
+
+// Processes lists the processes in start order with their current RSS.
+func (c *Cluster) Processes() []Process {
+	out := make([]Process, 0, len(c.procs))
+	for _, p := range c.procs {
+		rss, _ := rssBytes(p.pid())
+		out = append(out, Process{Name: p.name, PID: p.pid(), RSS: rss, LogPath: p.logPath})
+	}
+	return out
+}
+
+// Check returns an error, with the tail of its log, if any process has exited.
+func (c *Cluster) Check() error {
+	var errs []error
+	for _, p := range c.procs {
+		if done, err := p.exited(); done {
+			errs = append(errs, procError(p, "exited: %v", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Stop stops every process (SIGTERM to its process group, SIGKILL after a few
+// seconds), kwok and the controllers first, etcd last, then removes the
+// temporary directory unless it is kept. Safe to call more than once.
+func (c *Cluster) Stop() error {
+	c.stopOnce.Do(func() {
+		var errs []error
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		// Everything after kube-apiserver at once, then the API server, then etcd.
+		stopAll := func(ps []*process) {
+			for _, p := range ps {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := p.stop(10 * time.Second); err != nil {
+						mu.Lock()
+						errs = append(errs, err)
+						mu.Unlock()
+					}
+				}()
+			}
+			wg.Wait()
+		}
+		for i := len(c.procs); i > 0; {
+			// Group by layer: index 0 etcd, 1 kube-apiserver, 2.. the rest.
+			lo := i - 1
+			if lo >= 2 {
+				lo = 2
+			}
+			stopAll(c.procs[lo:i])
+			i = lo
+		}
+		if c.removeDir {
+			if err := os.RemoveAll(c.dir); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		c.stopErr = errors.Join(errs...)
+	})
+	return c.stopErr
+}
+
+func (c *Cluster) logf(format string, args ...any) {
+	fmt.Fprintf(c.opts.Log, "localcluster: "+format+"\n", args...)
+}
+
+// start returns a function that starts a process with the given environment
+// and records it for Stop.
+func (c *Cluster) start(name, bin string, args ...string) func(env []string) (*process, error) {
+	return func(env []string) (*process, error) {
+		p, err := startProcess(name, bin, args, c.dir, env)
+		if err != nil {
+			return nil, err
+		}
+		c.procs = append(c.procs, p)
+		c.logf("started %s (pid %d, log %s)", name, p.pid(), p.logPath)
+		return p, nil
+	}
+}
+
+// childEnv is our environment without anything that could point the
+// processes at another cluster, with HOME in the cluster dir (kwok reads
+// ~/.kwok/kwok.yaml when it exists).
+func childEnv(dir string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case "KUBECONFIG", "HOME", "ETCDCTL_API", "ETCD_DATA_DIR":
+			continue
+		}
+		if strings.HasPrefix(k, "ETCD_") { // etcd reads its flags from ETCD_* too
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, "HOME="+dir)
+}
+
+func (c *Cluster) httpsClient() *http.Client {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(c.pki.caCertPEM)
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+	}}
+}
+
+func (c *Cluster) writeKubeconfig() error {
+	server := fmt.Sprintf("https://127.0.0.1:%d", c.apiPort)
+	c.restConfig = &rest.Config{
+		Host:            server,
+		BearerToken:     c.pki.token,
+		TLSClientConfig: rest.TLSClientConfig{CAData: c.pki.caCertPEM},
+		QPS:             100,
+		Burst:           200,
+		Timeout:         30 * time.Second,
+	}
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["localcluster"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: c.pki.caCertPEM}
+	cfg.AuthInfos[adminUser] = &clientcmdapi.AuthInfo{Token: c.pki.token}
+	cfg.Contexts["localcluster"] = &clientcmdapi.Context{Cluster: "localcluster", AuthInfo: adminUser, Namespace: "default"}
+	cfg.CurrentContext = "localcluster"
+	c.kubeconfig = filepath.Join(c.dir, "kubeconfig")
+	return clientcmd.WriteToFile(*cfg, c.kubeconfig)
+}
+
+// waitHTTP polls url until it answers 200, p exits, or the bound passes.
+func (c *Cluster) waitHTTP(ctx context.Context, p *process, bound time.Duration, client *http.Client, url, token string) error {
+	begin := time.Now()
+	var last string
+	err := poll(ctx, bound, func(ctx context.Context) (bool, error) {
+		if done, err := p.exited(); done {
+			return false, procError(p, "exited while starting: %v", err)
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return false, err
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return true, nil
+		}
+		last = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
+		return false, nil
+	})
+	if err != nil {
+		var pe *pollError
+		if errors.As(err, &pe) {
+			return procError(p, "not ready at %s within %s (last answer: %s)", url, bound, last)
+		}
+		return err
+	}
+	c.logf("%s ready after %s", p.name, time.Since(begin).Round(10*time.Millisecond))
+	return nil
+}
+
+// pollError is returned by poll when the bound or the context ran out.
+type pollError struct{ cause error }
+
+func (e *pollError) Error() string { return "timed out: " + e.cause.Error() }
+
+// poll calls cond every 250ms until it returns true or an error, or until
+// bound (or ctx) runs out, then returns a *pollError.
+func poll(ctx context.Context, bound time.Duration, cond func(context.Context) (bool, error)) error {
+	ctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		ok, err := cond(ctx)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return &pollError{cause: ctx.Err()}
+		case <-t.C:
+		}
+	}
+}
+
+func defaultNodeResources() corev1.ResourceList {
+	return corev1.ResourceList{
+		corev1.ResourceCPU:    resource.MustParse("32"),
+		corev1.ResourceMemory: resource.MustParse("128Gi"),
+		corev1.ResourcePods:   resource.MustParse("250"),
+	}
+}
