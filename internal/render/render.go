@@ -21,6 +21,10 @@ type Input struct {
 	Spec profile.Resolved
 	// APIs tells which optional APIs the cluster serves.
 	APIs APIs
+	// Generated holds the values of the Secrets the operator generates once and
+	// keeps (see package secrets), by Secret name and key. Builders render
+	// those Secrets with exactly these values.
+	Generated map[string]map[string][]byte
 }
 
 // APIs lists the optional third-party APIs a builder may render objects of.
@@ -68,6 +72,14 @@ func (in Input) Name(component string) string { return in.Shop.Name + "-" + comp
 
 // DatabaseName returns the name of a service's managed database: <shop>-<service>-db.
 func (in Input) DatabaseName(service string) string { return in.Name(service + "-db") }
+
+// DatabaseSecretName is the generated Secret with a managed database's
+// credentials: keys password (the service's own role) and superuser-password.
+func (in Input) DatabaseSecretName(service string) string { return in.DatabaseName(service) + "-credentials" }
+
+// SigningKeySecretName is the generated Secret with the auth service's JWT
+// signing key (key signing-key.pem, PKCS#8 Ed25519).
+func (in Input) SigningKeySecretName() string { return in.Name("auth-signing-key") }
 
 // SelectorLabels are the stable labels that select a component's pods.
 // Note: app.kubernetes.io/instance is deliberately not used: Argo CD tracks

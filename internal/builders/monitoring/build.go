@@ -1,0 +1,13 @@
+// Package monitoring renders the Shop's monitoring children. Build is pure: it reads only its input.
+package monitoring
+
+import (
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/shopplatform/shop-operator/internal/render"
+)
+
+// Build returns the monitoring objects the Shop wants, or nothing.
+func Build(in render.Input) ([]client.Object, error) {
+	return nil, nil
+}

@@ -1,0 +1,112 @@
+// Package secrets decides which Secrets the operator generates for a Shop and
+// how. A generated Secret is created once and never regenerated: losing a
+// database password or the token signing key would lock the services out of
+// their data or log every shopper out. The controller reads the values that
+// exist and generates only what is missing; builders then render the Secrets
+// from render.Input.Generated, so they stay pure.
+package secrets
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+
+	"github.com/shopplatform/shop-operator/internal/render"
+)
+
+// Keys of generated Secrets.
+const (
+	PasswordKey          = "password"
+	SuperuserPasswordKey = "superuser-password"
+	SigningKeyKey        = "signing-key.pem"
+)
+
+// Spec is one generated Secret: its name and the keys it must hold.
+type Spec struct {
+	Name string
+	Keys map[string]func() ([]byte, error)
+}
+
+// For returns the Secrets a Shop needs generated.
+func For(in render.Input) []Spec {
+	var specs []Spec
+	for _, svc := range render.Databases {
+		if managed(in, svc) {
+			specs = append(specs, Spec{Name: in.DatabaseSecretName(svc), Keys: map[string]func() ([]byte, error){
+				PasswordKey:          password,
+				SuperuserPasswordKey: password,
+			}})
+		}
+	}
+	specs = append(specs, Spec{Name: in.SigningKeySecretName(), Keys: map[string]func() ([]byte, error){
+		SigningKeyKey: signingKey,
+	}})
+	return specs
+}
+
+// Fill completes existing with generated values for every missing key, and
+// returns the values by Secret name. Existing values are never replaced.
+func Fill(specs []Spec, existing map[string]map[string][]byte) (map[string]map[string][]byte, error) {
+	out := make(map[string]map[string][]byte, len(specs))
+	for _, s := range specs {
+		data := map[string][]byte{}
+		for k, gen := range s.Keys {
+			if v, ok := existing[s.Name][k]; ok && len(v) > 0 {
+				data[k] = v
+				continue
+			}
+			v, err := gen()
+			if err != nil {
+				return nil, err
+			}
+			data[k] = v
+		}
+		out[s.Name] = data
+	}
+	return out, nil
+}
+
+// Placeholders returns stable stand-ins for every generated value, for
+// offline rendering where nothing is generated and nothing secret is printed.
+func Placeholders(specs []Spec) map[string]map[string][]byte {
+	out := make(map[string]map[string][]byte, len(specs))
+	for _, s := range specs {
+		out[s.Name] = map[string][]byte{}
+		for k := range s.Keys {
+			out[s.Name][k] = []byte("<generated>")
+		}
+	}
+	return out
+}
+
+func managed(in render.Input, svc string) bool {
+	db := map[string]bool{
+		render.Auth:    in.Spec.Databases.Auth.External == nil,
+		render.Catalog: in.Spec.Databases.Catalog.External == nil,
+		render.Orders:  in.Spec.Databases.Orders.External == nil,
+	}
+	return db[svc]
+}
+
+// password returns 32 random bytes as URL-safe base64 (safe in connection strings).
+func password() ([]byte, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	return []byte(base64.RawURLEncoding.EncodeToString(b)), nil
+}
+
+func signingKey() ([]byte, error) {
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
