@@ -22,6 +22,11 @@ type Problem struct {
 	Detail   string `json:"detail"`
 	Instance string `json:"instance"`
 	Code     string `json:"code"`
+	Errors   []struct {
+		Field   string `json:"field"`
+		Message string `json:"message"`
+	} `json:"errors"`
+	TraceID string `json:"trace_id"`
 	// Unreachable is set when no answer came (connection refused, timeout).
 	Unreachable bool `json:"-"`
 	Service     string `json:"-"`

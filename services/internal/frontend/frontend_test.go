@@ -280,11 +280,11 @@ func TestRegisterLoginCheckoutHistory(t *testing.T) {
 	}
 	must(t, body, `role="alert"`, "valid email address", "at least 8 characters")
 
-	_, body, _ = h.post("/register", url.Values{"email": {"ada@example.com"}, "password": {"correct horse"}, "next": {"/checkout"}})
+	_, body, _ = h.post("/register", url.Values{"email": {"ada@example.com"}, "password": {"correct horse"}, "name": {"Ada"}, "next": {"/checkout"}})
 	must(t, body, "Signed in as", "ada@example.com", "Card details", `name="idempotency_key"`)
 	// Duplicate registration is explained.
 	h2 := &harness{t: t, url: h.url, c: &http.Client{}}
-	_, body, _ = h2.post("/register", url.Values{"email": {"ada@example.com"}, "password": {"correct horse"}})
+	_, body, _ = h2.post("/register", url.Values{"email": {"ada@example.com"}, "name": {"Ada"}, "password": {"correct horse"}})
 	must(t, body, "already exists")
 
 	// Wrong password.

@@ -327,7 +327,9 @@ func (s *Server) registerSubmit(w http.ResponseWriter, r *http.Request) {
 	} else if len(pw) > 128 {
 		errs = append(errs, "Choose a password of at most 128 characters.")
 	}
-	if len(f.Name) > 100 {
+	if f.Name == "" {
+		errs = append(errs, "Enter your name.")
+	} else if len(f.Name) > 100 {
 		errs = append(errs, "Your name can be at most 100 characters.")
 	}
 	if len(errs) == 0 {
@@ -528,27 +530,50 @@ func (s *Server) checkoutSubmit(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, status, "checkout", pageData{Title: "Checkout", Nav: "cart", CartCount: c.Count(), Errors: []string{msg}, Data: d})
 }
 
-// checkoutMessage explains a failed checkout to the shopper.
+// checkoutMessage explains a failed checkout to the shopper, from the
+// problem's stable code first (docs/services.md), then its status.
 func checkoutMessage(err error) (string, int) {
 	p, ok := asProblem(err)
-	if !ok || p.Unreachable || p.Status >= 500 {
+	if !ok || p.Unreachable {
 		return "We could not complete your order because a service is unavailable. You have not been charged. Please try again in a moment.", http.StatusServiceUnavailable
 	}
-	text := strings.ToLower(p.Code + " " + p.Type + " " + p.Title + " " + p.Detail)
-	switch {
-	case p.Status == http.StatusPaymentRequired || strings.Contains(text, "declin"):
-		if strings.Contains(text, "insufficient") {
-			return "Your card was declined for insufficient funds. You have not been charged and nothing was ordered. Please use another card.", http.StatusPaymentRequired
-		}
+	switch p.Code {
+	case "card_declined":
 		return "Your card was declined. You have not been charged and nothing was ordered. Please check the details or use another card.", http.StatusPaymentRequired
-	case strings.Contains(text, "timeout") || strings.Contains(text, "timed out") || p.Status == http.StatusGatewayTimeout:
-		return "The payment provider did not answer in time. You have not been charged. Please try again.", http.StatusGatewayTimeout
-	case p.Status == http.StatusConflict && (strings.Contains(text, "stock") || strings.Contains(text, "insufficient")):
-		return "Some items in your cart are no longer in stock in the quantity you chose. Update your cart and try again.", http.StatusConflict
-	case p.Status == http.StatusConflict:
+	case "insufficient_funds":
+		return "Your card was declined for insufficient funds. You have not been charged and nothing was ordered. Please use another card.", http.StatusPaymentRequired
+	case "provider_timeout":
+		return "The payment provider did not answer in time. You have not been charged and nothing was ordered. Please try again.", http.StatusGatewayTimeout
+	case "out_of_stock":
+		return "Some items in your cart are no longer in stock in the quantity you chose. Nothing was ordered. Update your cart and try again.", http.StatusConflict
+	case "unknown_sku":
+		return "A product in your cart is no longer sold. Nothing was ordered. Update your cart and try again.", http.StatusConflict
+	case "checkout_in_progress":
 		return "This order is already being processed. Check your order history before trying again.", http.StatusConflict
-	case p.Status == http.StatusNotFound:
-		return "A product in your cart is no longer sold. Update your cart and try again.", http.StatusConflict
+	case "validation_failed":
+		msg := "Some details were not accepted"
+		var fields []string
+		for _, e := range p.Errors {
+			if strings.HasPrefix(e.Field, "card") {
+				fields = append(fields, "the card details ("+e.Message+")")
+			} else {
+				fields = append(fields, e.Message)
+			}
+		}
+		if len(fields) > 0 {
+			msg += ": " + strings.Join(fields, "; ")
+		}
+		return sentence(msg + ". You have not been charged"), http.StatusUnprocessableEntity
+	}
+	switch {
+	case p.Status == http.StatusPaymentRequired:
+		return "Your card was declined. You have not been charged and nothing was ordered. Please use another card.", http.StatusPaymentRequired
+	case p.Status == http.StatusGatewayTimeout:
+		return "The payment provider did not answer in time. You have not been charged and nothing was ordered. Please try again.", http.StatusGatewayTimeout
+	case p.Status >= 500:
+		return "We could not complete your order because a service is unavailable. You have not been charged. Please try again in a moment.", http.StatusServiceUnavailable
+	case p.Status == http.StatusConflict:
+		return "This order could not be placed as it is. Check your cart and your order history, then try again.", http.StatusConflict
 	case p.Status == http.StatusTooManyRequests:
 		return "Too many attempts. Please wait a moment and try again.", http.StatusTooManyRequests
 	}

@@ -120,6 +120,7 @@ func (s *Server) parseTemplates() error {
 		"statusText": statusText,
 		"when":       when,
 		"maxQty":     func(stock int) int { return min(stock, maxLineQty) },
+		"reason":     failureText,
 	}
 	s.pages = map[string]*template.Template{}
 	for _, p := range []string{"home", "product", "cart", "login", "register", "checkout", "order", "orders", "error"} {
@@ -239,7 +240,7 @@ func (s *Server) backendError(w http.ResponseWriter, r *http.Request, err error,
 	case p.Unreachable || p.Status >= 500:
 		s.log.WarnContext(r.Context(), "backend failed", "what", what, "service", p.Service, "status", p.Status, "detail", p.Detail, "unreachable", p.Unreachable)
 		s.errorPage(w, r, http.StatusServiceUnavailable, "We're having trouble right now",
-			"Part of the shop is temporarily unavailable, so we could not load "+what+". Please try again in a moment.", p.Instance)
+			"Part of the shop is temporarily unavailable, so we could not load "+what+". Please try again in a moment.", p.TraceID)
 	case p.Status == http.StatusNotFound:
 		s.errorPage(w, r, http.StatusNotFound, "Not found", "We could not find "+what+". It may have been removed.", "")
 	case p.Status == http.StatusUnauthorized:
@@ -292,7 +293,9 @@ func statusText(s string) string {
 		return "Confirmed"
 	case "pending", "created", "reserved":
 		return "Processing"
-	case "failed", "cancelled", "canceled", "compensated", "payment_failed":
+	case "failed":
+		return "Not placed"
+	case "cancelled", "canceled", "compensated":
 		return "Cancelled"
 	case "refunded":
 		return "Refunded"
@@ -342,4 +345,23 @@ func (s *Server) placeholderImage(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "public, max-age=86400")
 	fmt.Fprintf(w, `<svg xmlns="http://www.w3.org/2000/svg" width="480" height="360" viewBox="0 0 480 360" role="img"><defs><linearGradient id="g" x1="0" y1="0" x2="1" y2="1"><stop offset="0" stop-color="%s"/><stop offset="1" stop-color="%s"/></linearGradient></defs><rect width="480" height="360" fill="url(#g)"/><circle cx="240" cy="160" r="70" fill="#fff" fill-opacity=".18"/><text x="240" y="300" font-family="sans-serif" font-size="28" fill="#fff" text-anchor="middle">%s</text></svg>`,
 		c1, c2, template.HTMLEscapeString(label))
+}
+
+// failureText explains an order's failure_reason (a problem code).
+func failureText(code string) string {
+	switch code {
+	case "":
+		return ""
+	case "card_declined":
+		return "card declined, not charged"
+	case "insufficient_funds":
+		return "insufficient funds, not charged"
+	case "provider_timeout":
+		return "payment provider timed out, not charged"
+	case "out_of_stock":
+		return "out of stock, not charged"
+	case "unknown_sku":
+		return "product no longer sold, not charged"
+	}
+	return "not charged"
 }
