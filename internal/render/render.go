@@ -75,7 +75,9 @@ func (in Input) DatabaseName(service string) string { return in.Name(service + "
 
 // DatabaseSecretName is the generated Secret with a managed database's
 // credentials: keys password (the service's own role) and superuser-password.
-func (in Input) DatabaseSecretName(service string) string { return in.DatabaseName(service) + "-credentials" }
+func (in Input) DatabaseSecretName(service string) string {
+	return in.DatabaseName(service) + "-credentials"
+}
 
 // SigningKeySecretName is the generated Secret with the auth service's JWT
 // signing key (key signing-key.pem, PKCS#8 Ed25519).
