@@ -208,4 +208,3 @@ func (v *Verifier) Require(next http.HandlerFunc, roles ...string) http.HandlerF
 		next(w, r.WithContext(ctx))
 	}
 }
-
