@@ -1,0 +1,259 @@
+// Command bench measures the shop on loopback (run by `make -C services
+// bench`, never by `make test`): requests/s and p50/p99 for the catalog
+// listing, the product page and a full checkout against the real services
+// and Postgres; the catalog handler in-process with telemetry off and on (the
+// instrumentation overhead); and a bare net/http handler (the floor). Every
+// run is bounded in request count and time and targets 127.0.0.1 only.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/shopplatform/shop-operator/services/internal/devstack"
+	"github.com/shopplatform/shop-operator/services/internal/loadtest"
+)
+
+var (
+	flagShopd  = flag.String("shopd", "", "shopd binary (default: build it)")
+	flagConc   = flag.Int("c", 16, "concurrent workers")
+	flagN      = flag.Int("n", 4000, "requests per read scenario (bounded by -d too)")
+	flagCheckN = flag.Int("checkout-n", 600, "checkouts (bounded by -d too)")
+	flagDur    = flag.Duration("d", 20*time.Second, "time bound per scenario")
+	flagMode   = flag.String("mode", "all", "all | inproc (internal: one in-process run, JSON out)")
+	flagTel    = flag.Bool("telemetry", false, "inproc: telemetry on")
+	flagDB     = flag.String("db", "", "inproc: catalog database URL")
+	flagWhat   = flag.String("what", "catalog", "inproc: catalog | bare")
+)
+
+func main() {
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	if *flagMode == "inproc" {
+		err = inproc(ctx)
+	} else {
+		err = all(ctx)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func all(ctx context.Context) error {
+	shopd := *flagShopd
+	if shopd == "" {
+		dir, err := os.MkdirTemp("", "bench-bin-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if shopd, err = devstack.BuildShopd(ctx, dir); err != nil {
+			return err
+		}
+	}
+	const adminEmail, adminPass = "bench-admin@example.com", "bench-admin-password"
+	st, err := devstack.Start(ctx, devstack.Options{
+		Shopd: shopd, Log: os.Stderr,
+		Env: []string{"LOG_LEVEL=warn"},
+		ServiceEnv: map[string][]string{
+			"auth":     {"AUTH_ADMIN_EMAIL=" + adminEmail, "AUTH_ADMIN_PASSWORD=" + adminPass},
+			"frontend": {"FRONTEND_COOKIE_SECRET=bench-secret-0123456789"},
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer st.Stop()
+
+	fmt.Printf("# shop load benchmarks, %s\n", time.Now().UTC().Format(time.RFC3339))
+	fmt.Printf("# %s/%s, %d CPUs, GOMAXPROCS %d, %s; load driver and services share the machine\n",
+		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
+	fmt.Printf("# workers %d, bounds: %d requests (%d checkouts) or %s per scenario\n\n", *flagConc, *flagN, *flagCheckN, *flagDur)
+
+	c := loadtest.Client(*flagConc)
+	get := func(url string) func(context.Context, int, int) error {
+		return func(ctx context.Context, _, _ int) error { return fetch(ctx, c, "GET", url, nil, nil, http.StatusOK) }
+	}
+	var results []loadtest.Result
+	runOne := func(cfg loadtest.Config) error {
+		if cfg.Concurrency == 0 {
+			cfg.Concurrency = *flagConc
+		}
+		if cfg.Duration == 0 {
+			cfg.Duration = *flagDur
+		}
+		r, err := loadtest.Run(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		fmt.Println(r)
+		results = append(results, r)
+		return ctx.Err()
+	}
+
+	// A product to read and to buy: created by the admin with ample stock so
+	// the checkout run never sells out.
+	admin, err := login(ctx, c, st.Services["auth"].URL(), adminEmail, adminPass)
+	if err != nil {
+		return err
+	}
+	sku := "BENCH-001"
+	prod := map[string]any{"sku": sku, "name": "Benchmark Widget", "description": "A product for load tests.", "price_minor": 999,
+		"currency": "EUR", "category": "bench", "image_url": "/static/img/bench.svg", "stock": 1_000_000}
+	if err := fetch(ctx, c, "POST", st.Services["catalog"].URL()+"/api/catalog/products", bearer(admin), prod, http.StatusCreated); err != nil {
+		return fmt.Errorf("create the bench product: %w", err)
+	}
+
+	cat := st.Services["catalog"].URL()
+	if err := runOne(loadtest.Config{Name: "catalog list (API, 20/page)", Requests: *flagN, Warmup: 100, Do: get(cat + "/api/catalog/products?page_size=20")}); err != nil {
+		return err
+	}
+	if err := runOne(loadtest.Config{Name: "catalog product (API)", Requests: *flagN, Warmup: 100, Do: get(cat + "/api/catalog/products/" + sku)}); err != nil {
+		return err
+	}
+	fe := st.Frontend()
+	if err := runOne(loadtest.Config{Name: "storefront home page (HTML)", Requests: *flagN, Warmup: 50, Do: get(fe + "/")}); err != nil {
+		return err
+	}
+	if err := runOne(loadtest.Config{Name: "storefront product page (HTML)", Requests: *flagN, Warmup: 50, Do: get(fe + "/products/" + sku)}); err != nil {
+		return err
+	}
+
+	// Full checkout: orders' saga (reserve in catalog, charge in payment,
+	// commit), one shopper per worker, a new idempotency key per request.
+	conc := min(*flagConc, 8)
+	toks := make([]string, conc)
+	for i := range toks {
+		email := fmt.Sprintf("bench-%d-%d@example.com", time.Now().UnixNano(), i)
+		if err := fetch(ctx, c, "POST", st.Services["auth"].URL()+"/api/auth/register", nil,
+			map[string]string{"email": email, "password": "bench-password", "name": "Bench"}, http.StatusCreated); err != nil {
+			return err
+		}
+		if toks[i], err = login(ctx, c, st.Services["auth"].URL(), email, "bench-password"); err != nil {
+			return err
+		}
+	}
+	ord := st.Services["orders"].URL() + "/api/orders/checkout"
+	body := map[string]any{"items": []map[string]any{{"sku": sku, "quantity": 1}},
+		"card": map[string]any{"number": "4242424242424242", "exp_month": 12, "exp_year": 2039, "cvc": "123", "name": "Bench"}}
+	run := fmt.Sprint(time.Now().UnixNano())
+	if err := runOne(loadtest.Config{Name: "full checkout (orders API saga)", Concurrency: conc, Requests: *flagCheckN, Warmup: 10, Duration: 2 * *flagDur,
+		Do: func(ctx context.Context, w, seq int) error {
+			h := bearer(toks[w])
+			h.Set("Idempotency-Key", fmt.Sprintf("bench-%s-%d", run, seq))
+			return fetch(ctx, c, "POST", ord, h, body, http.StatusCreated)
+		}}); err != nil {
+		return err
+	}
+
+	// In-process: the catalog handler with telemetry off and on, and the floor.
+	// Separate processes, because OpenTelemetry's providers are global.
+	fmt.Println()
+	for _, round := range []string{"1", "2"} {
+		for _, v := range []struct{ what, tel string }{{"bare", "false"}, {"catalog", "false"}, {"catalog", "true"}} {
+			r, err := inprocRun(ctx, st.DBURLs["catalog"], v.what, v.tel)
+			if err != nil {
+				return err
+			}
+			r.Name += " #" + round
+			fmt.Println(r)
+			results = append(results, r)
+		}
+	}
+	return nil
+}
+
+func inprocRun(ctx context.Context, db, what, tel string) (loadtest.Result, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return loadtest.Result{}, err
+	}
+	cmd := exec.CommandContext(ctx, self, "-mode=inproc", "-what="+what, "-telemetry="+tel, "-db="+db,
+		fmt.Sprint("-c=", *flagConc), fmt.Sprint("-n=", *flagN), "-d="+flagDur.String())
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return loadtest.Result{}, fmt.Errorf("in-process run %s telemetry=%s: %w", what, tel, err)
+	}
+	var r loadtest.Result
+	return r, json.Unmarshal(out, &r)
+}
+
+func bearer(tok string) http.Header {
+	h := http.Header{}
+	if tok != "" {
+		h.Set("Authorization", "Bearer "+tok)
+	}
+	return h
+}
+
+func login(ctx context.Context, c *http.Client, authURL, email, pw string) (string, error) {
+	var t struct {
+		AccessToken string `json:"access_token"`
+	}
+	b, _ := json.Marshal(map[string]string{"email": email, "password": pw})
+	req, _ := http.NewRequestWithContext(ctx, "POST", authURL+"/api/auth/login", bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return "", fmt.Errorf("login %s: %s %s", email, resp.Status, msg)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&t); err != nil {
+		return "", err
+	}
+	return t.AccessToken, nil
+}
+
+// fetch sends one request and checks the status; the body is drained so the
+// connection is reused.
+func fetch(ctx context.Context, c *http.Client, method, url string, h http.Header, in any, want int) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return err
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != want {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("%s %s: %s %s", method, url, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	return err
+}
