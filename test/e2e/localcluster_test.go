@@ -22,7 +22,10 @@ import (
 // become Available on kwok's fake nodes (a StatefulSet with a claim too), and
 // the garbage collector deletes a Deployment's ReplicaSet and Pods.
 func TestLocalCluster(t *testing.T) {
-	c := localcluster.StartForTest(t)
+	c := localcluster.StartForTest(t, func(o *localcluster.Options) {
+		// A class a Shop might name, besides the default one.
+		o.StorageClasses = []string{"standard"}
+	})
 	t.Logf("cluster started in %s", c.StartupDuration().Round(100*time.Millisecond))
 	var total int64
 	for _, p := range c.Processes() {
@@ -101,6 +104,21 @@ func TestLocalCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A claim naming an extra class is bound too.
+	pvc := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "standard-claim", Namespace: ns},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			StorageClassName: ptr.To("standard"),
+			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{
+				corev1.ResourceStorage: resource.MustParse("2Gi"),
+			}},
+		},
+	}
+	if _, err := cs.CoreV1().PersistentVolumeClaims(ns).Create(ctx, pvc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
 	waitFor(t, ctx, "Deployment web Available with 3 replicas", func(ctx context.Context) (bool, error) {
 		d, err := cs.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
 		if err != nil {
@@ -141,6 +159,14 @@ func TestLocalCluster(t *testing.T) {
 			return false, ignoreNotFound(err)
 		}
 		return pvc.Status.Phase == corev1.ClaimBound, nil
+	}, c)
+
+	waitFor(t, ctx, "claim standard-claim Bound", func(ctx context.Context) (bool, error) {
+		p, err := cs.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "standard-claim", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		return p.Status.Phase == corev1.ClaimBound, nil
 	}, c)
 
 	// Delete the Deployment alone; the garbage collector must remove the rest.
