@@ -336,7 +336,7 @@ const (
 )
 
 // JaegerSpec sends traces to Jaeger over OTLP gRPC.
-// +kubebuilder:validation:XValidation:rule="!self.?enabled.orValue(false) || self.?mode.orValue(”) != 'External' || has(self.endpoint)",message="jaeger.endpoint is required when jaeger.mode is External"
+// +kubebuilder:validation:XValidation:rule="!self.?enabled.orValue(false) || self.?mode.orValue('Deploy') != 'External' || has(self.endpoint)",message="jaeger.endpoint is required when jaeger.mode is External"
 type JaegerSpec struct {
 	// +optional
 	Enabled *bool `json:"enabled,omitempty"`
@@ -357,7 +357,7 @@ type JaegerSpec struct {
 }
 
 // LokiSpec sends logs to Grafana Loki over OTLP HTTP.
-// +kubebuilder:validation:XValidation:rule="!self.?enabled.orValue(false) || self.?mode.orValue(”) != 'External' || has(self.endpoint)",message="loki.endpoint is required when loki.mode is External"
+// +kubebuilder:validation:XValidation:rule="!self.?enabled.orValue(false) || self.?mode.orValue('Deploy') != 'External' || has(self.endpoint)",message="loki.endpoint is required when loki.mode is External"
 type LokiSpec struct {
 	// +optional
 	Enabled *bool `json:"enabled,omitempty"`
