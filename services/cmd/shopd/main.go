@@ -15,6 +15,7 @@ import (
 	"github.com/shopplatform/shop-operator/services/internal/auth"
 	"github.com/shopplatform/shop-operator/services/internal/catalog"
 	"github.com/shopplatform/shop-operator/services/internal/frontend"
+	"github.com/shopplatform/shop-operator/services/internal/orders"
 	"github.com/shopplatform/shop-operator/services/internal/payment"
 	"github.com/shopplatform/shop-operator/services/internal/platform"
 )
@@ -23,6 +24,7 @@ var services = map[string]func(context.Context, platform.Config) error{
 	"auth":     auth.Run,
 	"catalog":  catalog.Run,
 	"frontend": frontend.Run,
+	"orders":   orders.Run,
 	"payment":  payment.Run,
 }
 

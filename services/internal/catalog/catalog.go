@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"sort"
@@ -629,6 +630,45 @@ func (s *Service) transition(w http.ResponseWriter, r *http.Request, to string) 
 func (s *Service) release(w http.ResponseWriter, r *http.Request) { s.transition(w, r, "released") }
 func (s *Service) commit(w http.ResponseWriter, r *http.Request)  { s.transition(w, r, "committed") }
 
+// HoldTTL is how long a held reservation lives before SweepExpired releases
+// it (an orders replica died mid-checkout).
+const HoldTTL = 15 * time.Minute
+
+// SweepExpired releases held reservations older than ttl and returns their stock.
+func (s *Service) SweepExpired(ctx context.Context, ttl time.Duration) (int, error) {
+	n := 0
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `UPDATE reservations SET status='released', updated_at=now()
+			WHERE status='held' AND created_at < now() - $1::interval RETURNING id`, ttl.String())
+		if err != nil {
+			return err
+		}
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		n = len(ids)
+		if n == 0 {
+			return nil
+		}
+		_, err = tx.Exec(ctx, `UPDATE products p SET stock = p.stock + i.q, updated_at = now()
+			FROM (SELECT sku, sum(quantity) AS q FROM reservation_items WHERE reservation_id::text = ANY($1) GROUP BY sku) i
+			WHERE p.sku = i.sku`, ids)
+		return err
+	})
+	if n > 0 {
+		s.reserved.Add(ctx, int64(n), metric.WithAttributes(attribute.String("operation", "expire")))
+	}
+	return n, err
+}
+
 // Run is `shopd catalog`.
 func Run(ctx context.Context, cfg platform.Config) error {
 	tel, err := platform.SetupTelemetry(ctx, cfg, nil)
@@ -644,5 +684,21 @@ func Run(ctx context.Context, cfg platform.Config) error {
 	}
 	defer db.Close()
 	svc := New(db, platform.NewVerifier(cfg.AuthJWKSURL, cfg.AuthIssuer, cfg.AuthAudience))
+	go func() {
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if n, err := svc.SweepExpired(ctx, HoldTTL); err != nil && ctx.Err() == nil {
+				slog.Warn("releasing expired reservations", "err", err)
+			} else if n > 0 {
+				slog.Info("released expired reservations", "count", n)
+			}
+		}
+	}()
 	return platform.Serve(ctx, cfg, tel, svc.Routes(), platform.PingCheck(db))
 }

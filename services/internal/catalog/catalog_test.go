@@ -311,3 +311,21 @@ func TestConcurrentReservationsNeverOversell(t *testing.T) {
 		t.Fatal("negative stock accepted")
 	}
 }
+
+func TestSweepExpiredReleasesStock(t *testing.T) {
+	e := newEnv(t)
+	before := e.stock("BOOK-003")
+	e.expect("POST", "/api/catalog/reservations", e.customer, ReserveRequest{OrderID: "old", Items: []Item{{SKU: "BOOK-003", Quantity: 2}}}, 201, "")
+	if n, err := e.svc.SweepExpired(t.Context(), time.Hour); err != nil || n != 0 {
+		t.Fatalf("fresh hold swept: %d %v", n, err)
+	}
+	if _, err := e.svc.db.Exec(t.Context(), `UPDATE reservations SET created_at = now() - interval '2 hours'`); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.svc.SweepExpired(t.Context(), time.Hour); err != nil || n != 1 {
+		t.Fatalf("swept %d, %v", n, err)
+	}
+	if e.stock("BOOK-003") != before {
+		t.Fatal("stock not returned")
+	}
+}
