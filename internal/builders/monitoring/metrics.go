@@ -1,0 +1,94 @@
+package monitoring
+
+// The metric names that the rules and dashboards query, as Prometheus sees
+// them. This is the one list: a test compares the services' part with
+// docs/metrics.md, and the rule and dashboard tests refuse any query that
+// names a metric missing here.
+
+// Source tells who emits a metric.
+type Source string
+
+const (
+	// FromServices: the commerce services' /metrics (OTel Go SDK, Prometheus exporter).
+	FromServices Source = "services"
+	// FromCollector: the collector's own telemetry (service.telemetry, port 8888).
+	FromCollector Source = "collector"
+	// FromPostgresExporter: the postgres_exporter sidecar of each managed database.
+	FromPostgresExporter Source = "postgres_exporter"
+	// FromKubeStateMetrics: kube-state-metrics, installed with the Prometheus stack.
+	FromKubeStateMetrics Source = "kube-state-metrics"
+	// FromPrometheus: series Prometheus writes itself for every target.
+	FromPrometheus Source = "prometheus"
+)
+
+// Services' metrics. HTTP server metrics follow the OTel semantic conventions
+// (otelhttp); the histogram's buckets are the semconv advice, in seconds.
+const (
+	HTTPServerDuration       = "http_server_request_duration_seconds"
+	HTTPServerDurationBucket = HTTPServerDuration + "_bucket"
+	HTTPServerDurationCount  = HTTPServerDuration + "_count"
+	HTTPServerDurationSum    = HTTPServerDuration + "_sum"
+
+	AuthLogins        = "shop_auth_logins_total"        // label outcome: success, failure, locked
+	AuthRegistrations = "shop_auth_registrations_total" //
+	StockConflicts    = "shop_stock_reservation_conflicts_total"
+	StockReservations = "shop_stock_reservations_total" // label operation: reserve, release, commit
+	OrdersPlaced      = "shop_orders_placed_total"
+	OrderValue        = "shop_orders_value_total" // order value in the shop's currency, label currency
+	Payments          = "shop_payments_total"     // labels outcome, currency
+	PaymentRefunds    = "shop_payment_refunds_total"
+)
+
+// PaymentFailedOutcomes is the regular expression of the payment outcomes
+// that count as failures: the provider's, not the customer's (succeeded,
+// card_declined and insufficient_funds are normal business).
+const PaymentFailedOutcomes = "provider_timeout|provider_unavailable"
+
+// Collector internal telemetry at v0.161 (receiverhelper, exporterhelper and
+// processorhelper documentation). The processor "dropped" counters are gone
+// since v0.110: data is lost when an exporter's queue is full (enqueue_failed)
+// or a receiver refuses it (memory limiter).
+var collectorSignals = []string{"spans", "metric_points", "log_records"}
+
+func collectorMetric(kind, signal string) string { return "otelcol_" + kind + "_" + signal + "_total" }
+
+// postgres_exporter and kube-state-metrics.
+const (
+	PgUp                  = "pg_up"
+	PgStatActivityCount   = "pg_stat_activity_count"
+	PgMaxConnections      = "pg_settings_max_connections"
+	PgDatabaseSize        = "pg_database_size_bytes"
+	PgXactCommit          = "pg_stat_database_xact_commit"
+	PgXactRollback        = "pg_stat_database_xact_rollback"
+	PgDeadlocks           = "pg_stat_database_deadlocks"
+	KubeContainerRestarts = "kube_pod_container_status_restarts_total"
+	Up                    = "up"
+)
+
+// Metrics lists every metric name rules and dashboards may use, with its source.
+func Metrics() map[string]Source {
+	m := map[string]Source{
+		HTTPServerDurationBucket: FromServices, HTTPServerDurationCount: FromServices, HTTPServerDurationSum: FromServices,
+		AuthLogins: FromServices, AuthRegistrations: FromServices,
+		StockConflicts: FromServices, StockReservations: FromServices,
+		OrdersPlaced: FromServices, OrderValue: FromServices, Payments: FromServices,
+		PaymentRefunds: FromServices,
+
+		PgUp: FromPostgresExporter, PgStatActivityCount: FromPostgresExporter, PgMaxConnections: FromPostgresExporter,
+		PgDatabaseSize: FromPostgresExporter, PgXactCommit: FromPostgresExporter, PgXactRollback: FromPostgresExporter,
+		PgDeadlocks: FromPostgresExporter,
+
+		KubeContainerRestarts: FromKubeStateMetrics,
+		Up:                    FromPrometheus,
+	}
+	for _, s := range collectorSignals {
+		for _, kind := range []string{"receiver_accepted", "receiver_refused", "exporter_sent", "exporter_send_failed", "exporter_enqueue_failed"} {
+			m[collectorMetric(kind, s)] = FromCollector
+		}
+	}
+	m["otelcol_processor_incoming_items_total"] = FromCollector
+	m["otelcol_processor_outgoing_items_total"] = FromCollector
+	m["otelcol_exporter_queue_size"] = FromCollector
+	m["otelcol_exporter_queue_capacity"] = FromCollector
+	return m
+}

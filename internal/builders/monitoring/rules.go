@@ -1,0 +1,312 @@
+package monitoring
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"github.com/shopplatform/shop-operator/internal/render"
+)
+
+// RunbookBaseURL is where runbook_url annotations point: docs/runbooks/<alert>.md.
+const RunbookBaseURL = "https://github.com/shopplatform/shop-operator/blob/main/docs/runbooks/"
+
+// Alert names. Each has a runbook docs/runbooks/<name>.md.
+const (
+	AlertHighErrorRatio         = "ShopServiceHighErrorRatio"
+	AlertHighLatency            = "ShopServiceHighLatency"
+	AlertAvailabilityBurn       = "ShopSLOAvailabilityBudgetBurn"
+	AlertLatencyBurn            = "ShopSLOLatencyBudgetBurn"
+	AlertPaymentFailures        = "ShopPaymentFailureRatioHigh"
+	AlertStockConflictsSpike    = "ShopStockReservationConflictsSpike"
+	AlertDatabaseDown           = "ShopDatabaseDown"
+	AlertDatabaseConnections    = "ShopDatabaseConnectionsSaturated"
+	AlertCollectorRefusing      = "ShopCollectorRefusingData"
+	AlertCollectorExportFailing = "ShopCollectorExportFailing"
+	AlertCollectorDropping      = "ShopCollectorDroppingData"
+	AlertPodCrashLooping        = "ShopPodCrashLooping"
+)
+
+// Alerts lists every alert the rules may raise.
+var Alerts = []string{
+	AlertHighErrorRatio, AlertHighLatency, AlertAvailabilityBurn, AlertLatencyBurn,
+	AlertPaymentFailures, AlertStockConflictsSpike, AlertDatabaseDown, AlertDatabaseConnections,
+	AlertCollectorRefusing, AlertCollectorExportFailing, AlertCollectorDropping, AlertPodCrashLooping,
+}
+
+// Severities.
+const (
+	Critical = "critical"
+	Warning  = "warning"
+)
+
+// Recording rules, one per SLO window. Their labels: namespace, shop, service.
+const (
+	RecordErrorRatio = "shop:http_server_request_errors:ratio_rate" // + window
+	RecordSlowRatio  = "shop:http_server_request_slow:ratio_rate"   // + window
+	RecordP99        = "shop:http_server_request_duration_seconds:p99_rate5m"
+)
+
+// burnRate is one tier of the Google SRE workbook's multi-window,
+// multi-burn-rate alerts: both windows must burn faster than factor.
+type burnRate struct {
+	long, short string
+	factor      float64
+	severity    string
+	forDuration string
+}
+
+var burnRates = []burnRate{
+	{"1h", "5m", 14.4, Critical, "2m"}, // 2% of a 30-day budget in one hour
+	{"6h", "30m", 6, Warning, "15m"},   // 5% of a 30-day budget in six hours
+}
+
+// SLOWindows are the windows the recording rules compute.
+var SLOWindows = []string{"5m", "30m", "1h", "6h"}
+
+// LatencyBuckets are the bucket boundaries (seconds) of
+// http.server.request.duration advised by the semantic conventions; the SLO
+// latency threshold must be one of them to be measured exactly.
+var LatencyBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
+
+// rules builds expressions for one Shop.
+type rules struct {
+	in  render.Input
+	sel string // matches the Shop's series: namespace and shop
+}
+
+func prometheusRule(in render.Input) (*monitoringv1.PrometheusRule, error) {
+	slo := in.Spec.Observability.Alerting.SLO
+	availability, err := budget("alerting.slo.availability", slo.Availability)
+	if err != nil {
+		return nil, err
+	}
+	latencyBudget, err := budget("alerting.slo.latencyTarget", slo.LatencyTarget)
+	if err != nil {
+		return nil, err
+	}
+	threshold := 0.5
+	if slo.LatencyThreshold != nil {
+		threshold = slo.LatencyThreshold.Seconds()
+	}
+	if !slices.Contains(LatencyBuckets, threshold) {
+		return nil, fmt.Errorf("alerting.slo.latencyThreshold %s is not a bucket boundary of %s; use one of %s",
+			time.Duration(threshold*float64(time.Second)), HTTPServerDuration, bucketList())
+	}
+	r := rules{in: in, sel: fmt.Sprintf(`namespace=%q, shop=%q`, in.Shop.Namespace, in.Shop.Name)}
+
+	meta := in.ObjectMeta(in.Name("alerts"), Component)
+	meta.Labels = labels(in)
+	return &monitoringv1.PrometheusRule{
+		ObjectMeta: meta,
+		Spec: monitoringv1.PrometheusRuleSpec{Groups: []monitoringv1.RuleGroup{
+			{Name: in.Shop.Name + ".slo.recording", Rules: r.recording(threshold)},
+			{Name: in.Shop.Name + ".services", Rules: r.serviceAlerts(threshold)},
+			{Name: in.Shop.Name + ".slo", Rules: slices.Concat(
+				r.burnAlerts(AlertAvailabilityBurn, RecordErrorRatio, "availability", slo.Availability, availability),
+				r.burnAlerts(AlertLatencyBurn, RecordSlowRatio, "latency", slo.LatencyTarget, latencyBudget))},
+			{Name: in.Shop.Name + ".business", Rules: r.businessAlerts()},
+			{Name: in.Shop.Name + ".databases", Rules: r.databaseAlerts()},
+			{Name: in.Shop.Name + ".collector", Rules: r.collectorAlerts()},
+			{Name: in.Shop.Name + ".kubernetes", Rules: r.kubernetesAlerts()},
+		}},
+	}, nil
+}
+
+// budget turns a target in percent ("99.9") into the error budget (0.001).
+func budget(field, percent string) (float64, error) {
+	p, err := strconv.ParseFloat(percent, 64)
+	if err != nil || p <= 0 || p >= 100 {
+		return 0, fmt.Errorf("%s %q is not a percentage between 0 and 100", field, percent)
+	}
+	return round((100 - p) / 100), nil
+}
+
+// round drops float noise (1-0.999 = 0.0010000000000000009).
+func round(f float64) float64 { return math.Round(f*1e9) / 1e9 }
+
+func num(f float64) string { return strconv.FormatFloat(round(f), 'g', -1, 64) }
+
+func bucketList() string {
+	var s []string
+	for _, b := range LatencyBuckets {
+		s = append(s, num(b)+"s")
+	}
+	return strings.Join(s, ", ")
+}
+
+// httpSel selects the services' HTTP series (not a re-export by the collector).
+func (r rules) httpSel(extra string) string {
+	s := fmt.Sprintf(`%s, service=~%q`, r.sel, strings.Join(render.Services, "|"))
+	if extra != "" {
+		s += ", " + extra
+	}
+	return "{" + s + "}"
+}
+
+// leMatcher matches a bucket bound whether it is written 1 or 1.0 (Prometheus 3 normalises).
+func leMatcher(seconds float64) string {
+	if seconds == math.Trunc(seconds) {
+		return fmt.Sprintf(`le=~"%s|%s.0"`, num(seconds), num(seconds))
+	}
+	return fmt.Sprintf(`le="%s"`, num(seconds))
+}
+
+const byService = "namespace, shop, service"
+
+func (r rules) recording(threshold float64) []monitoringv1.Rule {
+	var out []monitoringv1.Rule
+	for _, w := range SLOWindows {
+		total := fmt.Sprintf(`sum by (%s) (rate(%s%s[%s]))`, byService, HTTPServerDurationCount, r.httpSel(""), w)
+		out = append(out,
+			record(RecordErrorRatio+w, fmt.Sprintf(`sum by (%s) (rate(%s%s[%s]))
+/
+%s`, byService, HTTPServerDurationCount, r.httpSel(`http_response_status_code=~"5.."`), w, total)),
+			record(RecordSlowRatio+w, fmt.Sprintf(`1 - (
+  sum by (%s) (rate(%s%s[%s]))
+  /
+  %s
+)`, byService, HTTPServerDurationBucket, r.httpSel(leMatcher(threshold)), w, total)))
+	}
+	out = append(out, record(RecordP99, fmt.Sprintf(`histogram_quantile(0.99, sum by (%s, le) (rate(%s%s[5m])))`,
+		byService, HTTPServerDurationBucket, r.httpSel(""))))
+	return out
+}
+
+func (r rules) serviceAlerts(threshold float64) []monitoringv1.Rule {
+	errRatio := RecordErrorRatio + "5m{" + r.sel + "}"
+	return []monitoringv1.Rule{
+		r.alert(AlertHighErrorRatio, Warning, "10m", errRatio+" > 0.05",
+			"{{ $labels.service }} answers more than 5% of requests with a server error",
+			"{{ $labels.service }} of shop {{ $labels.shop }} failed {{ $value | humanizePercentage }} of its requests with a 5xx over the last 5 minutes."),
+		r.alert(AlertHighErrorRatio, Critical, "5m", errRatio+" > 0.2",
+			"{{ $labels.service }} answers more than 20% of requests with a server error",
+			"{{ $labels.service }} of shop {{ $labels.shop }} failed {{ $value | humanizePercentage }} of its requests with a 5xx over the last 5 minutes."),
+		r.alert(AlertHighLatency, Warning, "15m", fmt.Sprintf("%s{%s} > %s", RecordP99, r.sel, num(2*threshold)),
+			fmt.Sprintf("{{ $labels.service }} p99 latency is above %ss", num(2*threshold)),
+			fmt.Sprintf("The 99th percentile of {{ $labels.service }}'s request duration is {{ $value | humanizeDuration }}, more than twice the SLO threshold of %ss.", num(threshold))),
+	}
+}
+
+// burnAlerts raises an alert when both windows of a tier burn the error
+// budget faster than the tier's factor.
+func (r rules) burnAlerts(name, record, slo, target string, budget float64) []monitoringv1.Rule {
+	var out []monitoringv1.Rule
+	for _, b := range burnRates {
+		limit := num(b.factor * budget)
+		a := r.alert(name, b.severity, b.forDuration,
+			fmt.Sprintf("%s%s{%s} > %s\nand\n%s%s{%s} > %s", record, b.long, r.sel, limit, record, b.short, r.sel, limit),
+			fmt.Sprintf("{{ $labels.service }} burns its %s error budget %sx too fast", slo, num(b.factor)),
+			fmt.Sprintf("{{ $labels.service }} of shop {{ $labels.shop }} is using its %s error budget (target %s%%) %sx faster than sustainable over the last %s and %s; at this rate a 30-day budget lasts %s.",
+				slo, target, num(b.factor), b.long, b.short, budgetLasts(b.factor)))
+		a.Labels["slo"] = slo
+		a.Labels["window"] = b.long
+		out = append(out, a)
+	}
+	return out
+}
+
+func budgetLasts(factor float64) string {
+	d := time.Duration(float64(30*24*time.Hour) / factor).Round(time.Hour)
+	return strings.TrimSuffix(d.String(), "0m0s")
+}
+
+func (r rules) businessAlerts() []monitoringv1.Rule {
+	failed := fmt.Sprintf(`sum by (%s) (rate(%s{%s, outcome=~%q}[10m]))
+/
+sum by (%s) (rate(%s{%s}[10m]))`, byService, Payments, r.sel, PaymentFailedOutcomes, byService, Payments, r.sel)
+	conflicts := func(rng string) string {
+		return fmt.Sprintf(`sum by (%s) (rate(%s{%s}%s))`, byService, StockConflicts, r.sel, rng)
+	}
+	return []monitoringv1.Rule{
+		r.alert(AlertPaymentFailures, Warning, "10m", "(\n"+failed+"\n) > 0.1",
+			"More than 10% of payments fail",
+			"{{ $value | humanizePercentage }} of payments in shop {{ $labels.shop }} ended in an error over the last 10 minutes (declined cards are not counted)."),
+		r.alert(AlertPaymentFailures, Critical, "5m", "(\n"+failed+"\n) > 0.25",
+			"More than 25% of payments fail",
+			"{{ $value | humanizePercentage }} of payments in shop {{ $labels.shop }} ended in an error over the last 10 minutes (declined cards are not counted)."),
+		// A spike: above a floor, and more than three times the previous hour's
+		// rate (or no baseline at all).
+		r.alert(AlertStockConflictsSpike, Warning, "5m",
+			fmt.Sprintf("%s > 0.1\nunless\n%s <= 3 * %s", conflicts("[5m]"), conflicts("[5m]"), conflicts("[1h] offset 5m")),
+			"Stock reservation conflicts spike",
+			"{{ $labels.service }} refuses {{ $value | humanize }} stock reservations per second for lack of stock, more than three times the previous hour's rate."),
+	}
+}
+
+func (r rules) databaseAlerts() []monitoringv1.Rule {
+	return []monitoringv1.Rule{
+		r.alert(AlertDatabaseDown, Critical, "1m", fmt.Sprintf("max by (%s) (%s{%s}) == 0", byService, PgUp, r.sel),
+			"The database of {{ $labels.service }} is down",
+			"postgres_exporter cannot reach the Postgres of {{ $labels.service }} in shop {{ $labels.shop }}; the service's errors and latency alerts are inhibited while this fires."),
+		r.alert(AlertDatabaseConnections, Warning, "10m",
+			fmt.Sprintf("sum by (%s) (%s{%s})\n/\nmax by (%s) (%s{%s})\n> 0.8", byService, PgStatActivityCount, r.sel, byService, PgMaxConnections, r.sel),
+			"The database of {{ $labels.service }} uses more than 80% of its connections",
+			"The Postgres of {{ $labels.service }} has {{ $value | humanizePercentage }} of max_connections in use."),
+	}
+}
+
+func (r rules) collectorAlerts() []monitoringv1.Rule {
+	var out []monitoringv1.Rule
+	for _, s := range collectorSignals {
+		refused := r.alert(AlertCollectorRefusing, Warning, "5m",
+			fmt.Sprintf("sum by (%s, receiver) (rate(%s{%s}[5m])) > 0", byService, collectorMetric("receiver_refused", s), r.sel),
+			"The collector refuses "+s,
+			"Receiver {{ $labels.receiver }} of shop {{ $labels.shop }}'s collector refuses {{ $value | humanize }} "+s+" per second, usually because the memory limiter is hit.")
+		failing := r.alert(AlertCollectorExportFailing, Warning, "10m",
+			fmt.Sprintf("sum by (%s, exporter) (rate(%s{%s}[5m])) > 0", byService, collectorMetric("exporter_send_failed", s), r.sel),
+			"Collector exporter {{ $labels.exporter }} fails to send "+s,
+			"Exporter {{ $labels.exporter }} of shop {{ $labels.shop }}'s collector fails to send {{ $value | humanize }} "+s+" per second; they are retried until the queue is full.")
+		dropping := r.alert(AlertCollectorDropping, Warning, "5m",
+			fmt.Sprintf("sum by (%s, exporter) (rate(%s{%s}[5m])) > 0", byService, collectorMetric("exporter_enqueue_failed", s), r.sel),
+			"The collector drops "+s+" for {{ $labels.exporter }}",
+			"The sending queue of exporter {{ $labels.exporter }} is full: shop {{ $labels.shop }}'s collector drops {{ $value | humanize }} "+s+" per second.")
+		for _, a := range []*monitoringv1.Rule{&refused, &failing, &dropping} {
+			a.Labels["signal"] = s
+		}
+		out = append(out, refused, failing, dropping)
+	}
+	return out
+}
+
+// kubernetesAlerts read kube-state-metrics, whose series carry no shop label:
+// the Shop's pods are those named <shop>-<component>-..., and the component
+// becomes the service label.
+func (r rules) kubernetesAlerts() []monitoringv1.Rule {
+	name := r.in.Shop.Name
+	expr := fmt.Sprintf(`label_replace(
+  sum by (namespace, pod, container) (increase(%s{namespace=%q, pod=~"%s-.+"}[15m])) > 2,
+  "service", "$1", "pod", "%s-([a-z]+)-.+"
+)`, KubeContainerRestarts, r.in.Shop.Namespace, name, name)
+	return []monitoringv1.Rule{r.alert(AlertPodCrashLooping, Warning, "5m", expr,
+		"Pod {{ $labels.pod }} is crash-looping",
+		"Container {{ $labels.container }} of pod {{ $labels.pod }} restarted {{ $value | humanize }} times in 15 minutes.")}
+}
+
+func record(name, expr string) monitoringv1.Rule {
+	return monitoringv1.Rule{Record: name, Expr: intstr.FromString(expr)}
+}
+
+func (r rules) alert(name, severity, forDuration, expr, summary, description string) monitoringv1.Rule {
+	return monitoringv1.Rule{
+		Alert: name,
+		Expr:  intstr.FromString(expr),
+		For:   ptr.To(monitoringv1.Duration(forDuration)),
+		Labels: map[string]string{
+			"severity": severity,
+			"shop":     r.in.Shop.Name,
+		},
+		Annotations: map[string]string{
+			"summary":     summary,
+			"description": description,
+			"runbook_url": RunbookBaseURL + name + ".md",
+		},
+	}
+}
