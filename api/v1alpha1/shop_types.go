@@ -637,3 +637,15 @@ type ShopList struct {
 func init() {
 	SchemeBuilder.Register(&Shop{}, &ShopList{})
 }
+
+// Condition types of a Shop. Ready, Reconciling and Stalled follow kstatus;
+// the others report one area each.
+const (
+	ConditionReady                 = "Ready"
+	ConditionReconciling           = "Reconciling"
+	ConditionStalled               = "Stalled"
+	ConditionWorkloadsReady        = "WorkloadsReady"
+	ConditionDatabasesReady        = "DatabasesReady"
+	ConditionReferencesResolved    = "ReferencesResolved"
+	ConditionDependenciesAvailable = "DependenciesAvailable"
+)

@@ -1,0 +1,371 @@
+// Package controllers holds the Shop reconcile loop: resolve the profile,
+// render the desired children with the pure builders, apply them with
+// server-side apply (writing nothing when nothing drifted), prune what is no
+// longer wanted, and report kstatus-style status.
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fluxcd/pkg/ssa"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
+	"github.com/shopplatform/shop-operator/internal/engine"
+	"github.com/shopplatform/shop-operator/internal/profile"
+	"github.com/shopplatform/shop-operator/internal/render"
+	"github.com/shopplatform/shop-operator/internal/secrets"
+)
+
+// resync restores children that no watch covers (generated Secrets).
+const resync = 10 * time.Minute
+
+// ShopReconciler reconciles Shops.
+type ShopReconciler struct {
+	// Client reads Shops and the owned workloads from the cache.
+	Client client.Client
+	// Direct talks to the API server without a cache: apply, Secrets, prune.
+	// Secrets are never cached or listed cluster-wide.
+	Direct client.Client
+	Events events.EventRecorder
+	// RetryMissing is how often a Shop whose referenced Secret is missing
+	// looks again (default 30s; Secrets are not watched).
+	RetryMissing time.Duration
+
+	apis     *apiDetector
+	applier  *ssa.ResourceManager
+	ctrl     controller.Controller
+	watching sync.Map // GVK -> struct{}: optional kinds watched so far
+	mgr      ctrl.Manager
+}
+
+// +kubebuilder:rbac:groups=commerce.shopplatform.io,resources=shops,verbs=get;list;watch
+// +kubebuilder:rbac:groups=commerce.shopplatform.io,resources=shops/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=serviceaccounts;services;configmaps,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;create;update;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=batch,resources=cronjobs;jobs,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=networking.istio.io,resources=gateways;virtualservices;destinationrules,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=security.istio.io,resources=peerauthentications;requestauthentications;authorizationpolicies,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors;prometheusrules;alertmanagerconfigs,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=opentelemetry.io,resources=opentelemetrycollectors,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile brings one Shop's children to the desired state and reports it.
+func (r *ShopReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	logger := log.FromContext(ctx)
+	shop := &shopv1.Shop{}
+	if err := r.Client.Get(ctx, req.NamespacedName, shop); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	old := shop.DeepCopy()
+	st := newStatus(shop)
+
+	if shop.Spec.Paused {
+		st.paused()
+		return ctrl.Result{}, r.patchStatus(ctx, old, shop, st)
+	}
+
+	result, err := r.reconcile(ctx, shop, st)
+	if err != nil {
+		logger.Error(err, "reconcile failed")
+		st.failed("ReconcileFailed", err.Error())
+	}
+	if perr := r.patchStatus(ctx, old, shop, st); perr != nil && err == nil {
+		err = perr
+	}
+	return result, err
+}
+
+func (r *ShopReconciler) reconcile(ctx context.Context, shop *shopv1.Shop, st *status) (ctrl.Result, error) {
+	apis, kinds, err := r.apis.Detect(ctx)
+	if err != nil {
+		return ctrl.Result{}, fmt.Errorf("discovering optional APIs: %w", err)
+	}
+	r.watchOptionalKinds(kinds)
+
+	in := render.Input{Shop: shop, Spec: profile.Resolve(shop.Spec), APIs: apis}
+	if in.Generated, err = r.generatedSecrets(ctx, in); err != nil {
+		return ctrl.Result{}, err
+	}
+	st.dependencies(missingAPIs(in))
+
+	refsOK, err := r.checkReferences(ctx, in, st)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+
+	desired, err := engine.Desired(in)
+	if err != nil {
+		st.stalled("RenderFailed", err.Error())
+		return ctrl.Result{}, nil
+	}
+	changes, err := r.applier.ApplyAll(ctx, desired, ssa.DefaultApplyOptions())
+	if err != nil {
+		return ctrl.Result{}, fmt.Errorf("applying children: %w", err)
+	}
+	pruned, err := r.prune(ctx, shop, desired, append(baseKinds, kinds...))
+	if err != nil {
+		return ctrl.Result{}, fmt.Errorf("pruning children: %w", err)
+	}
+	r.recordChanges(shop, changes, pruned)
+
+	if err := r.observeWorkloads(ctx, shop, desired, st); err != nil {
+		return ctrl.Result{}, err
+	}
+	st.finish(in)
+	if !refsOK {
+		return ctrl.Result{RequeueAfter: r.RetryMissing}, nil
+	}
+	return ctrl.Result{RequeueAfter: resync}, nil
+}
+
+// generatedSecrets reads the generated Secrets that exist and fills in the
+// values that are missing (see package secrets: never regenerated).
+func (r *ShopReconciler) generatedSecrets(ctx context.Context, in render.Input) (map[string]map[string][]byte, error) {
+	specs := secrets.For(in)
+	existing := map[string]map[string][]byte{}
+	for _, s := range specs {
+		sec := &corev1.Secret{}
+		err := r.Direct.Get(ctx, client.ObjectKey{Namespace: in.Shop.Namespace, Name: s.Name}, sec)
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return nil, fmt.Errorf("reading Secret %s: %w", s.Name, err)
+		default:
+			existing[s.Name] = sec.Data
+		}
+	}
+	return secrets.Fill(specs, existing)
+}
+
+// checkReferences checks every Secret the Shop references and sets the
+// conditions that report them. It reports false when one is missing.
+func (r *ShopReconciler) checkReferences(ctx context.Context, in render.Input, st *status) (bool, error) {
+	var problems []string
+	for _, ref := range secretRefs(in) {
+		sec := &corev1.Secret{}
+		err := r.Direct.Get(ctx, client.ObjectKey{Namespace: in.Shop.Namespace, Name: ref.Name}, sec)
+		switch {
+		case apierrors.IsNotFound(err):
+			problems = append(problems, fmt.Sprintf("%s: Secret %q not found", ref.For, ref.Name))
+		case err != nil:
+			return false, fmt.Errorf("reading Secret %s: %w", ref.Name, err)
+		default:
+			for _, k := range ref.Keys {
+				if len(sec.Data[k]) == 0 {
+					problems = append(problems, fmt.Sprintf("%s: Secret %q has no key %q", ref.For, ref.Name, k))
+				}
+			}
+		}
+	}
+	st.references(problems)
+	return len(problems) == 0, nil
+}
+
+// prune deletes children of this Shop that are no longer desired. It lists
+// metadata only, by the Shop's label, and deletes only what the Shop controls.
+func (r *ShopReconciler) prune(ctx context.Context, shop *shopv1.Shop, desired []*unstructured.Unstructured, kinds []schema.GroupVersionKind) ([]string, error) {
+	want := map[string]bool{}
+	for _, u := range desired {
+		want[engine.Key(u)] = true
+	}
+	var pruned []string
+	for _, gvk := range kinds {
+		list := &metav1.PartialObjectMetadataList{}
+		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+		if err := r.Direct.List(ctx, list, client.InNamespace(shop.Namespace),
+			client.MatchingLabels{render.LabelShop: shop.Name, render.LabelManagedBy: render.ManagedBy}); err != nil {
+			if meta.IsNoMatchError(err) || apierrors.IsNotFound(err) {
+				continue
+			}
+			return pruned, err
+		}
+		for i := range list.Items {
+			item := &list.Items[i]
+			u := &unstructured.Unstructured{}
+			u.SetGroupVersionKind(gvk)
+			u.SetNamespace(item.Namespace)
+			u.SetName(item.Name)
+			if want[engine.Key(u)] || !metav1.IsControlledBy(item, shop) || item.DeletionTimestamp != nil {
+				continue
+			}
+			item.SetGroupVersionKind(gvk)
+			if err := r.Direct.Delete(ctx, item, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+				return pruned, err
+			}
+			pruned = append(pruned, gvk.Kind+"/"+item.Name)
+		}
+	}
+	return pruned, nil
+}
+
+// recordChanges emits one event per reconcile that changed something.
+func (r *ShopReconciler) recordChanges(shop *shopv1.Shop, changes *ssa.ChangeSet, pruned []string) {
+	var created, configured []string
+	for _, e := range changes.Entries {
+		switch e.Action {
+		case ssa.CreatedAction:
+			created = append(created, e.Subject)
+		case ssa.ConfiguredAction:
+			configured = append(configured, e.Subject)
+		}
+	}
+	if len(created)+len(configured) > 0 {
+		r.Events.Eventf(shop, nil, corev1.EventTypeNormal, "Applied", "Apply",
+			"created %d, configured %d: %s", len(created), len(configured), summarize(append(created, configured...)))
+	}
+	if len(pruned) > 0 {
+		r.Events.Eventf(shop, nil, corev1.EventTypeNormal, "Pruned", "Delete",
+			"deleted %d children no longer wanted: %s", len(pruned), summarize(pruned))
+	}
+}
+
+func summarize(items []string) string {
+	sort.Strings(items)
+	if len(items) > 8 {
+		return strings.Join(items[:8], ", ") + fmt.Sprintf(" and %d more", len(items)-8)
+	}
+	return strings.Join(items, ", ")
+}
+
+// patchStatus writes the status when it changed, and only then.
+func (r *ShopReconciler) patchStatus(ctx context.Context, old, shop *shopv1.Shop, st *status) error {
+	before := old.Status.DeepCopy()
+	st.apply(&shop.Status)
+	if statusEqual(before, &shop.Status) {
+		return nil
+	}
+	if becameStalled(before, &shop.Status) {
+		c := meta.FindStatusCondition(shop.Status.Conditions, shopv1.ConditionStalled)
+		r.Events.Eventf(shop, nil, corev1.EventTypeWarning, c.Reason, "Reconcile", "%s", c.Message)
+	}
+	if becameReady(before, &shop.Status) {
+		r.Events.Eventf(shop, nil, corev1.EventTypeNormal, "Ready", "Reconcile", "all %s components are ready", shop.Status.ReadyComponents)
+	}
+	return client.IgnoreNotFound(r.Client.Status().Patch(ctx, shop, client.MergeFrom(old)))
+}
+
+// baseKinds are the built-in kinds the builders render and prune may delete.
+// Secrets are not pruned: deleting a generated Secret would lock the services
+// out of their data; they go with the Shop through garbage collection.
+var baseKinds = []schema.GroupVersionKind{
+	corev1.SchemeGroupVersion.WithKind("ServiceAccount"),
+	corev1.SchemeGroupVersion.WithKind("ConfigMap"),
+	corev1.SchemeGroupVersion.WithKind("Service"),
+	appsv1.SchemeGroupVersion.WithKind("Deployment"),
+	appsv1.SchemeGroupVersion.WithKind("StatefulSet"),
+	policyv1.SchemeGroupVersion.WithKind("PodDisruptionBudget"),
+	autoscalingv2.SchemeGroupVersion.WithKind("HorizontalPodAutoscaler"),
+	networkingv1.SchemeGroupVersion.WithKind("NetworkPolicy"),
+	batchv1.SchemeGroupVersion.WithKind("CronJob"),
+}
+
+// SetupWithManager registers the controller. Owned built-in kinds are watched
+// from a cache restricted to the operator's label (see cmd/manager); optional
+// third-party kinds are watched once discovery finds them.
+func (r *ShopReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	dc, err := discovery.NewDiscoveryClientForConfig(mgr.GetConfig())
+	if err != nil {
+		return err
+	}
+	r.apis = &apiDetector{discovery: dc, ttl: time.Minute}
+	r.applier = ssa.NewResourceManager(r.Direct, nil, ssa.Owner{Field: render.ManagedBy, Group: shopv1.GroupVersion.Group})
+	r.mgr = mgr
+
+	b := ctrl.NewControllerManagedBy(mgr).
+		For(&shopv1.Shop{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&corev1.ServiceAccount{}).
+		Owns(&corev1.ConfigMap{}).
+		Owns(&corev1.Service{}).
+		Owns(&appsv1.Deployment{}).
+		Owns(&appsv1.StatefulSet{}).
+		Owns(&policyv1.PodDisruptionBudget{}).
+		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
+		Owns(&networkingv1.NetworkPolicy{}).
+		Owns(&batchv1.CronJob{}).
+		// A CRD appearing or going away changes what a Shop can render.
+		WatchesMetadata(&apiextensionsv1.CustomResourceDefinition{},
+			handler.EnqueueRequestsFromMapFunc(r.allShopsOnCRDChange)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4})
+	c, err := b.Build(r)
+	if err != nil {
+		return err
+	}
+	r.ctrl = c
+	return nil
+}
+
+// allShopsOnCRDChange re-queues every Shop when a CRD of an optional API changes.
+func (r *ShopReconciler) allShopsOnCRDChange(ctx context.Context, obj client.Object) []reconcile.Request {
+	relevant := false
+	for _, api := range optionalAPIs {
+		for _, k := range api.kinds {
+			relevant = relevant || strings.HasSuffix(obj.GetName(), "."+k.Group)
+		}
+	}
+	if !relevant {
+		return nil
+	}
+	r.apis.Invalidate()
+	shops := &shopv1.ShopList{}
+	if err := r.Client.List(ctx, shops); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(shops.Items))
+	for _, s := range shops.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&s)})
+	}
+	return reqs
+}
+
+// watchOptionalKinds starts watching the owned objects of optional kinds the
+// first time discovery finds them, so drift on them is repaired too.
+func (r *ShopReconciler) watchOptionalKinds(kinds []schema.GroupVersionKind) {
+	if r.ctrl == nil {
+		return
+	}
+	for _, gvk := range kinds {
+		if _, loaded := r.watching.LoadOrStore(gvk, struct{}{}); loaded {
+			continue
+		}
+		obj := &metav1.PartialObjectMetadata{}
+		obj.SetGroupVersionKind(gvk)
+		src := source.Kind(r.mgr.GetCache(), client.Object(obj),
+			handler.EnqueueRequestForOwner(r.mgr.GetScheme(), r.mgr.GetRESTMapper(), &shopv1.Shop{}, handler.OnlyControllerOwner()))
+		if err := r.ctrl.Watch(src); err != nil {
+			r.watching.Delete(gvk)
+		}
+	}
+}

@@ -1,0 +1,223 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
+	"github.com/shopplatform/shop-operator/internal/render"
+	"github.com/shopplatform/shop-operator/internal/testenv"
+)
+
+// The suite runs one real kube-apiserver and etcd and one operator for the
+// whole package. There is no kube-controller-manager: tests mark workloads
+// ready themselves, and nothing is garbage-collected (test/e2e covers that).
+var (
+	k8s    client.Client
+	writes writeCounter
+)
+
+func TestMain(m *testing.M) {
+	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(os.Stderr), zap.Level(zapLevel())))
+	env, err := testenv.Start(testenv.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	k8s = env.Client
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Wrap(writes.wrap)
+	mgr, err := newManager(cfg, ctrl.Options{
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+	}, time.Second)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	code := m.Run()
+	cancel()
+	<-done
+	_ = env.Stop()
+	os.Exit(code)
+}
+
+// zapLevel logs errors only, unless SHOP_TEST_VERBOSE is set.
+func zapLevel() zapcore.Level {
+	if os.Getenv("SHOP_TEST_VERBOSE") != "" {
+		return zapcore.DebugLevel
+	}
+	return zapcore.ErrorLevel
+}
+
+// writeCounter counts the operator's requests that change something: every
+// request that is not a read and not a dry run.
+type writeCounter struct {
+	mu    sync.Mutex
+	byKey map[string]int
+	total atomic.Int64
+}
+
+func (w *writeCounter) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripper(func(req *http.Request) (*http.Response, error) {
+		if req.Method != http.MethodGet && req.URL.Query().Get("dryRun") == "" {
+			w.total.Add(1)
+			w.mu.Lock()
+			if w.byKey == nil {
+				w.byKey = map[string]int{}
+			}
+			w.byKey[req.Method+" "+req.URL.Path]++
+			w.mu.Unlock()
+		}
+		return rt.RoundTrip(req)
+	})
+}
+
+func (w *writeCounter) snapshot() (int64, map[string]int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	m := map[string]int{}
+	for k, v := range w.byKey {
+		m[k] = v
+	}
+	return w.total.Load(), m
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// namespace creates a fresh namespace for one test.
+func namespace(t *testing.T) string {
+	t.Helper()
+	name := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
+	if len(name) > 50 {
+		name = name[:50]
+	}
+	name = strings.Trim(name, "-") + fmt.Sprintf("-%d", time.Now().UnixNano()%100000)
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if err := k8s.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+func newShop(ns, name string, spec shopv1.ShopSpec) *shopv1.Shop {
+	return &shopv1.Shop{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: spec}
+}
+
+// eventually polls cond every 100ms for up to 60s.
+func eventually(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, msg := cond()
+		if ok {
+			return
+		}
+		last = msg
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s; last: %s", what, last)
+}
+
+// getShop reads a Shop.
+func getShop(t *testing.T, ns, name string) *shopv1.Shop {
+	t.Helper()
+	s := &shopv1.Shop{}
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// condition returns a Shop condition ("" when absent).
+func condition(s *shopv1.Shop, t string) (metav1.ConditionStatus, string, string) {
+	c := meta.FindStatusCondition(s.Status.Conditions, t)
+	if c == nil {
+		return "", "", ""
+	}
+	return c.Status, c.Reason, c.Message
+}
+
+// waitCondition waits until the Shop reports condition t with status want at
+// its current generation.
+func waitCondition(t *testing.T, ns, name, cond string, want metav1.ConditionStatus) *shopv1.Shop {
+	t.Helper()
+	var s *shopv1.Shop
+	eventually(t, fmt.Sprintf("%s=%s on %s/%s", cond, want, ns, name), func() (bool, string) {
+		s = getShop(t, ns, name)
+		st, reason, msg := condition(s, cond)
+		c := meta.FindStatusCondition(s.Status.Conditions, cond)
+		ok := st == want && c != nil && c.ObservedGeneration == s.Generation && s.Status.ObservedGeneration == s.Generation
+		return ok, fmt.Sprintf("%s %s: %s (generation %d, observed %d)", st, reason, msg, s.Generation, s.Status.ObservedGeneration)
+	})
+	return s
+}
+
+// markWorkloadsReady plays kube-controller-manager: it reports every
+// Deployment and StatefulSet of the Shop as fully rolled out.
+func markWorkloadsReady(t *testing.T, ns, shop string) {
+	t.Helper()
+	ctx := context.Background()
+	sel := client.MatchingLabels{render.LabelShop: shop}
+	deps := &appsv1.DeploymentList{}
+	if err := k8s.List(ctx, deps, client.InNamespace(ns), sel); err != nil {
+		t.Fatal(err)
+	}
+	for i := range deps.Items {
+		d := &deps.Items[i]
+		n := int32(1)
+		if d.Spec.Replicas != nil {
+			n = *d.Spec.Replicas
+		}
+		d.Status = appsv1.DeploymentStatus{
+			ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n,
+			Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable"},
+				{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: "NewReplicaSetAvailable"}},
+		}
+		if err := k8s.Status().Update(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sts := &appsv1.StatefulSetList{}
+	if err := k8s.List(ctx, sts, client.InNamespace(ns), sel); err != nil {
+		t.Fatal(err)
+	}
+	for i := range sts.Items {
+		s := &sts.Items[i]
+		n := int32(1)
+		if s.Spec.Replicas != nil {
+			n = *s.Spec.Replicas
+		}
+		s.Status = appsv1.StatefulSetStatus{
+			ObservedGeneration: s.Generation, Replicas: n, ReadyReplicas: n, CurrentReplicas: n, UpdatedReplicas: n, AvailableReplicas: n,
+			CurrentRevision: "r1", UpdateRevision: "r1",
+		}
+		if err := k8s.Status().Update(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
