@@ -21,7 +21,13 @@ const (
 	PasswordKey          = "password"
 	SuperuserPasswordKey = "superuser-password"
 	SigningKeyKey        = "signing-key.pem"
+	CookieSecretKey      = "cookie-secret"
 )
+
+// CookieSecretName is the generated Secret with the frontend's cookie
+// signing secret (key cookie-secret): regenerating it would log every shopper
+// out and empty their carts.
+func CookieSecretName(in render.Input) string { return in.Name("frontend-cookie") }
 
 // Spec is one generated Secret: its name and the keys it must hold.
 type Spec struct {
@@ -42,6 +48,9 @@ func For(in render.Input) []Spec {
 	}
 	specs = append(specs, Spec{Name: in.SigningKeySecretName(), Keys: map[string]func() ([]byte, error){
 		SigningKeyKey: signingKey,
+	}})
+	specs = append(specs, Spec{Name: CookieSecretName(in), Keys: map[string]func() ([]byte, error){
+		CookieSecretKey: password,
 	}})
 	return specs
 }

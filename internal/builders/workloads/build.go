@@ -1,13 +1,151 @@
-// Package workloads renders the Shop's workloads children. Build is pure: it reads only its input.
+// Package workloads renders the five commerce services: for each a
+// ServiceAccount, Deployment and Service (plus a PodDisruptionBudget and a
+// HorizontalPodAutoscaler where the profile wants them), the shared ConfigMap
+// of service settings, and the generated Secrets that are not a database's
+// (auth's signing key, the frontend's cookie secret). Build is pure: it reads
+// only its input.
 package workloads
 
 import (
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
 	"github.com/shopplatform/shop-operator/internal/render"
+	"github.com/shopplatform/shop-operator/internal/secrets"
 )
 
-// Build returns the workloads objects the Shop wants, or nothing.
+// Annotations on pod templates that roll the pods when what they consume changes.
+const (
+	ConfigChecksumAnnotation  = "commerce.shopplatform.io/config-checksum"
+	SecretsChecksumAnnotation = "commerce.shopplatform.io/secrets-checksum"
+)
+
+// Build returns the workloads objects the Shop wants.
 func Build(in render.Input) ([]client.Object, error) {
-	return nil, nil
+	var objs []client.Object
+	signingKey, err := generatedSecret(in, in.SigningKeySecretName(), render.Auth)
+	if err != nil {
+		return nil, err
+	}
+	cookie, err := generatedSecret(in, secrets.CookieSecretName(in), render.Frontend)
+	if err != nil {
+		return nil, err
+	}
+	config := configMap(in)
+	objs = append(objs, signingKey, cookie, config)
+
+	for _, svc := range render.Services {
+		w := workload(in.Spec.ShopSpec, svc)
+		deploy := deployment(in, svc, w)
+		ann := deploy.Spec.Template.Annotations
+		ann[ConfigChecksumAnnotation] = checksum(config.Data)
+		if s := secretsOf(svc, signingKey, cookie, in); len(s) > 0 {
+			ann[SecretsChecksumAnnotation] = checksum(s)
+		}
+		objs = append(objs, serviceAccount(in, svc), deploy, service(in, svc))
+		if pdb := podDisruptionBudget(in, svc, w); pdb != nil {
+			objs = append(objs, pdb)
+		}
+		if hpa := horizontalPodAutoscaler(in, svc, w); hpa != nil {
+			objs = append(objs, hpa)
+		}
+	}
+	return objs, nil
+}
+
+// workload returns the resolved settings of one service.
+func workload(spec shopv1.ShopSpec, svc string) shopv1.WorkloadSpec {
+	return map[string]shopv1.WorkloadSpec{
+		render.Frontend: spec.Workloads.Frontend,
+		render.Auth:     spec.Workloads.Auth,
+		render.Catalog:  spec.Workloads.Catalog,
+		render.Orders:   spec.Workloads.Orders,
+		render.Payment:  spec.Workloads.Payment,
+	}[svc]
+}
+
+// database returns the resolved database of a service, or nil when it has none.
+func database(spec shopv1.ShopSpec, svc string) *shopv1.DatabaseSpec {
+	return map[string]*shopv1.DatabaseSpec{
+		render.Auth:    &spec.Databases.Auth,
+		render.Catalog: &spec.Databases.Catalog,
+		render.Orders:  &spec.Databases.Orders,
+	}[svc]
+}
+
+// autoscaled tells whether a HorizontalPodAutoscaler owns the replica count.
+func autoscaled(w shopv1.WorkloadSpec) bool {
+	return w.Autoscaling != nil && ptr.Deref(w.Autoscaling.Enabled, false)
+}
+
+// minReplicas is the fewest pods a service runs with.
+func minReplicas(w shopv1.WorkloadSpec) int32 {
+	if autoscaled(w) {
+		return ptr.Deref(w.Autoscaling.MinReplicas, 1)
+	}
+	return ptr.Deref(w.Replicas, 1)
+}
+
+func serviceAccount(in render.Input, svc string) *corev1.ServiceAccount {
+	return &corev1.ServiceAccount{
+		ObjectMeta: in.ObjectMeta(in.Name(svc), svc),
+		// The services never call the Kubernetes API.
+		AutomountServiceAccountToken: ptr.To(false),
+	}
+}
+
+func service(in render.Input, svc string) *corev1.Service {
+	return &corev1.Service{
+		ObjectMeta: in.ObjectMeta(in.Name(svc), svc),
+		Spec: corev1.ServiceSpec{
+			Type:     corev1.ServiceTypeClusterIP,
+			Selector: in.SelectorLabels(svc),
+			Ports: []corev1.ServicePort{
+				servicePort(portHTTP, render.HTTPPort),
+				servicePort(portAdmin, render.AdminPort),
+			},
+		},
+	}
+}
+
+func servicePort(name string, port int32) corev1.ServicePort {
+	return corev1.ServicePort{
+		Name: name, Port: port, Protocol: corev1.ProtocolTCP,
+		TargetPort: intstrName(name), AppProtocol: ptr.To("http"),
+	}
+}
+
+// generatedSecret renders a Secret the operator generated once, with exactly
+// the values in in.Generated.
+func generatedSecret(in render.Input, name, component string) (*corev1.Secret, error) {
+	data, ok := in.Generated[name]
+	if !ok {
+		return nil, fmt.Errorf("generated Secret %s has no values: the controller must fill it before rendering (secrets.Fill)", name)
+	}
+	return &corev1.Secret{
+		ObjectMeta: in.ObjectMeta(name, component),
+		Type:       corev1.SecretTypeOpaque,
+		Data:       data,
+	}, nil
+}
+
+// secretsOf returns the generated Secret data a service's pods read, so that
+// its checksum changes only when one of them does.
+func secretsOf(svc string, signingKey, cookie *corev1.Secret, in render.Input) map[string]map[string][]byte {
+	out := map[string]map[string][]byte{}
+	switch svc {
+	case render.Auth:
+		out[signingKey.Name] = signingKey.Data
+	case render.Frontend:
+		out[cookie.Name] = cookie.Data
+	}
+	if db := database(in.Spec.ShopSpec, svc); db != nil && db.External == nil {
+		name := in.DatabaseSecretName(svc)
+		out[name] = in.Generated[name]
+	}
+	return out
 }

@@ -1,0 +1,228 @@
+package workloads
+
+import (
+	"slices"
+	"strconv"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
+	"github.com/shopplatform/shop-operator/internal/render"
+	"github.com/shopplatform/shop-operator/internal/secrets"
+)
+
+// Container port names (the Service and the probes refer to them).
+const (
+	portHTTP  = "http"
+	portAdmin = "http-admin"
+)
+
+// The UID and GID of the shopd image's non-root user.
+const shopdUID = 65532
+
+// IstioInjectLabel asks Istio to inject its sidecar into a pod.
+const IstioInjectLabel = "sidecar.istio.io/inject"
+
+const signingKeyDir = "/var/run/secrets/shop/auth"
+
+func intstrName(name string) intstr.IntOrString { return intstr.FromString(name) }
+
+func deployment(in render.Input, svc string, w shopv1.WorkloadSpec) *appsv1.Deployment {
+	podLabels := in.Labels(svc)
+	if in.APIs.Istio && ptr.Deref(in.Spec.Gateway.Istio.Enabled, false) {
+		podLabels[IstioInjectLabel] = "true"
+	}
+	d := &appsv1.Deployment{
+		ObjectMeta: in.ObjectMeta(in.Name(svc), svc),
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: in.SelectorLabels(svc)},
+			// Roll without ever dropping below the wanted capacity.
+			Strategy: appsv1.DeploymentStrategy{
+				Type: appsv1.RollingUpdateDeploymentStrategyType,
+				RollingUpdate: &appsv1.RollingUpdateDeployment{
+					MaxUnavailable: ptr.To(intstr.FromInt32(0)),
+					MaxSurge:       ptr.To(intstr.FromString("25%")),
+				},
+			},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: podLabels, Annotations: map[string]string{}},
+				Spec:       podSpec(in, svc, w),
+			},
+		},
+	}
+	// With autoscaling the HPA owns the replica count: leaving it unset keeps
+	// server-side apply from resetting what the HPA chose.
+	if !autoscaled(w) {
+		d.Spec.Replicas = ptr.To(ptr.Deref(w.Replicas, 1))
+	}
+	return d
+}
+
+func podSpec(in render.Input, svc string, w shopv1.WorkloadSpec) corev1.PodSpec {
+	volumes := []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	mounts := []corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}}
+	if svc == render.Auth {
+		volumes = append(volumes, corev1.Volume{Name: "signing-key", VolumeSource: corev1.VolumeSource{
+			Secret: &corev1.SecretVolumeSource{SecretName: in.SigningKeySecretName(), DefaultMode: ptr.To[int32](0o440)},
+		}})
+		mounts = append(mounts, corev1.VolumeMount{Name: "signing-key", MountPath: signingKeyDir, ReadOnly: true})
+	}
+	spec := corev1.PodSpec{
+		ServiceAccountName:           in.Name(svc),
+		AutomountServiceAccountToken: ptr.To(false),
+		// Peers are found through the ConfigMap, not Docker-link variables.
+		EnableServiceLinks: ptr.To(false),
+		SecurityContext: &corev1.PodSecurityContext{
+			RunAsNonRoot:   ptr.To(true),
+			RunAsUser:      ptr.To[int64](shopdUID),
+			RunAsGroup:     ptr.To[int64](shopdUID),
+			FSGroup:        ptr.To[int64](shopdUID),
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+		Containers: []corev1.Container{container(in, svc, w, mounts)},
+		Volumes:    volumes,
+	}
+	if in.Spec.TopologySpread {
+		spec.TopologySpreadConstraints = topologySpread(in, svc)
+	}
+	return spec
+}
+
+func container(in render.Input, svc string, w shopv1.WorkloadSpec, mounts []corev1.VolumeMount) corev1.Container {
+	img := image(in.Spec.Image, w.Image)
+	c := corev1.Container{
+		Name:            svc,
+		Image:           img.Repository + ":" + img.Tag,
+		ImagePullPolicy: img.PullPolicy,
+		Args:            []string{svc},
+		Ports: []corev1.ContainerPort{
+			{Name: portHTTP, ContainerPort: render.HTTPPort, Protocol: corev1.ProtocolTCP},
+			{Name: portAdmin, ContainerPort: render.AdminPort, Protocol: corev1.ProtocolTCP},
+		},
+		EnvFrom: []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: in.Name("config")},
+		}}},
+		Env: env(in, svc, w),
+		// Migrations run at start: give them up to two minutes before liveness counts.
+		StartupProbe:   probe("/healthz", 2, 60),
+		LivenessProbe:  probe("/healthz", 10, 3),
+		ReadinessProbe: probe("/readyz", 5, 3),
+		VolumeMounts:   mounts,
+		SecurityContext: &corev1.SecurityContext{
+			RunAsNonRoot:             ptr.To(true),
+			ReadOnlyRootFilesystem:   ptr.To(true),
+			AllowPrivilegeEscalation: ptr.To(false),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		},
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+	}
+	if w.Resources != nil {
+		c.Resources = *w.Resources.DeepCopy()
+	}
+	return c
+}
+
+// image lays a workload's image over the Shop's, field by field.
+func image(shop shopv1.ImageSpec, override *shopv1.ImageSpec) shopv1.ImageSpec {
+	if override == nil {
+		return shop
+	}
+	out := shop
+	if override.Repository != "" {
+		out.Repository = override.Repository
+	}
+	if override.Tag != "" {
+		out.Tag = override.Tag
+	}
+	if override.PullPolicy != "" {
+		out.PullPolicy = override.PullPolicy
+	}
+	return out
+}
+
+func probe(path string, period, failures int32) *corev1.Probe {
+	return &corev1.Probe{
+		ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+			Path: path, Port: intstrName(portAdmin), Scheme: corev1.URISchemeHTTP,
+		}},
+		PeriodSeconds: period, FailureThreshold: failures, TimeoutSeconds: 2, SuccessThreshold: 1,
+	}
+}
+
+// env is the container's own environment; the shared settings come from the
+// ConfigMap. The user's env comes last and replaces any variable of the same
+// name, so the user always wins.
+func env(in render.Input, svc string, w shopv1.WorkloadSpec) []corev1.EnvVar {
+	logLevel := w.LogLevel
+	if logLevel == "" {
+		logLevel = "info"
+	}
+	vars := []corev1.EnvVar{
+		{Name: "LOG_LEVEL", Value: string(logLevel)},
+		fieldRef("K8S_POD_NAME", "metadata.name"),
+		fieldRef("K8S_NAMESPACE_NAME", "metadata.namespace"),
+		fieldRef("K8S_NODE_NAME", "spec.nodeName"),
+	}
+	vars = append(vars, databaseEnv(in, svc)...)
+	switch svc {
+	case render.Auth:
+		vars = append(vars, corev1.EnvVar{Name: "AUTH_SIGNING_KEY_FILE", Value: signingKeyDir + "/" + secrets.SigningKeyKey})
+	case render.Frontend:
+		vars = append(vars, secretRef("FRONTEND_COOKIE_SECRET", secrets.CookieSecretName(in), secrets.CookieSecretKey, false))
+	}
+	vars = slices.DeleteFunc(vars, func(v corev1.EnvVar) bool {
+		return slices.ContainsFunc(w.Env, func(u corev1.EnvVar) bool { return u.Name == v.Name })
+	})
+	for _, u := range w.Env {
+		vars = append(vars, *u.DeepCopy())
+	}
+	return vars
+}
+
+// databaseEnv connects a service to its database with the standard PG*
+// variables: a managed database through its generated credentials (the
+// service's own role, never the superuser), an external one entirely from the
+// user's Secret.
+func databaseEnv(in render.Input, svc string) []corev1.EnvVar {
+	db := database(in.Spec.ShopSpec, svc)
+	if db == nil {
+		return nil
+	}
+	if db.External != nil {
+		s := db.External.SecretName
+		return []corev1.EnvVar{
+			secretRef("PGHOST", s, "host", false),
+			secretRef("PGPORT", s, "port", false),
+			secretRef("PGDATABASE", s, "dbname", false),
+			secretRef("PGUSER", s, "user", false),
+			secretRef("PGPASSWORD", s, "password", false),
+			secretRef("PGSSLMODE", s, "sslmode", true),
+		}
+	}
+	return []corev1.EnvVar{
+		{Name: "PGHOST", Value: in.DatabaseName(svc)},
+		{Name: "PGPORT", Value: strconv.Itoa(render.PostgresPort)},
+		{Name: "PGDATABASE", Value: svc},
+		{Name: "PGUSER", Value: svc},
+		secretRef("PGPASSWORD", in.DatabaseSecretName(svc), secrets.PasswordKey, false),
+		{Name: "PGSSLMODE", Value: "prefer"},
+	}
+}
+
+func fieldRef(name, path string) corev1.EnvVar {
+	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{
+		FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path},
+	}}
+}
+
+func secretRef(name, secret, key string, optional bool) corev1.EnvVar {
+	ref := &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: secret}, Key: key}
+	if optional {
+		ref.Optional = ptr.To(true)
+	}
+	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: ref}}
+}

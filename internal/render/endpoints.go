@@ -1,0 +1,36 @@
+package render
+
+import (
+	"fmt"
+
+	"k8s.io/utils/ptr"
+)
+
+// Ports every service and database listens on.
+const (
+	// HTTPPort serves a service's API (HTTP_ADDR).
+	HTTPPort = 8080
+	// AdminPort serves /healthz, /readyz and /metrics (ADMIN_ADDR).
+	AdminPort = 9090
+	// PostgresPort is a managed database's port.
+	PostgresPort = 5432
+	// OTLPGRPCPort is the collector's OTLP gRPC receiver.
+	OTLPGRPCPort = 4317
+)
+
+// ServiceURL is the in-cluster base URL of a commerce service, e.g.
+// http://demo-catalog:8080.
+func (in Input) ServiceURL(svc string) string {
+	return fmt.Sprintf("http://%s:%d", in.Name(svc), HTTPPort)
+}
+
+// OTLPEndpoint is where the services send OTLP gRPC: the Service that the
+// opentelemetry-operator creates for the collector CR named <shop>. It is
+// empty when no collector runs (disabled, or the operator is not installed),
+// so the services export nothing rather than retrying into the void.
+func (in Input) OTLPEndpoint() string {
+	if !in.APIs.OpenTelemetryOperator || !ptr.Deref(in.Spec.Observability.Collector.Enabled, false) {
+		return ""
+	}
+	return fmt.Sprintf("http://%s:%d", in.Name("collector"), OTLPGRPCPort)
+}
