@@ -78,7 +78,10 @@ func SetupTelemetry(ctx context.Context, cfg Config, opts *TelemetryOptions) (*T
 	}
 	// Metrics: Prometheus pull always, OTLP push when configured.
 	reg := prometheus.NewRegistry()
-	promExp, err := otelprom.New(otelprom.WithRegisterer(reg))
+	// service_name on every series lets dashboards and alerts select a
+	// service the same way whether scraped here or via the collector.
+	promExp, err := otelprom.New(otelprom.WithRegisterer(reg),
+		otelprom.WithResourceAsConstantLabels(attribute.NewAllowKeysFilter(semconv.ServiceNameKey)))
 	if err != nil {
 		return nil, fmt.Errorf("prometheus exporter: %w", err)
 	}
