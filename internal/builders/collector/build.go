@@ -1,13 +1,173 @@
-// Package collector renders the Shop's collector children. Build is pure: it reads only its input.
+// Package collector renders the Shop's telemetry pipeline: the
+// OpenTelemetryCollector(s) for the opentelemetry-operator, the RBAC its
+// k8s_attributes processor needs, and the Jaeger and Loki backends a
+// development or testing Shop runs in its namespace. Build is pure: it reads
+// only its input. The design is written up in docs/observability.md.
 package collector
 
 import (
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/shopplatform/shop-operator/internal/render"
 )
 
+// Component label values of the objects rendered here.
+const (
+	componentCollector = "collector"
+	componentSampler   = "collector-sampler"
+	componentJaeger    = "jaeger"
+	componentLoki      = "loki"
+)
+
+// CollectorGVK of the opentelemetry-operator's collector resource.
+const (
+	collectorAPIVersion = "opentelemetry.io/v1beta1"
+	collectorKind       = "OpenTelemetryCollector"
+)
+
 // Build returns the collector objects the Shop wants, or nothing.
 func Build(in render.Input) ([]client.Object, error) {
-	return nil, nil
+	p := newPlan(in)
+	var objs []client.Object
+	if p.collector {
+		gw, err := collectorObject(in, p, in.Shop.Name, componentCollector, gatewayConfig(in, p))
+		if err != nil {
+			return nil, err
+		}
+		objs = append(objs, gw)
+		objs = append(objs, k8sAttributesRBAC(in)...)
+		if p.tailSampling {
+			s, err := collectorObject(in, p, samplerName(in), componentSampler, samplerConfig(in, p))
+			if err != nil {
+				return nil, err
+			}
+			objs = append(objs, s)
+		}
+	}
+	if deployJaeger(in) {
+		objs = append(objs, jaegerObjects(in)...)
+	}
+	if deployLoki(in) {
+		objs = append(objs, lokiObjects(in)...)
+	}
+	return objs, nil
+}
+
+// samplerName is the tail-sampling tier's collector: <shop>-sampler (its
+// pods and Services are then <shop>-sampler-collector*).
+func samplerName(in render.Input) string { return in.Name(samplerSuffix) }
+
+// serviceAccountName runs the gateway collector with the k8s_attributes RBAC.
+func serviceAccountName(in render.Input) string { return in.Name("otel-collector") }
+
+// collectorObject renders one OpenTelemetryCollector. The gateway is named
+// after the Shop so that the operator's Service is <shop>-collector, where
+// the services send OTLP (render.Input.OTLPEndpoint).
+func collectorObject(in render.Input, p plan, name, component string, cfg map[string]any) (*unstructured.Unstructured, error) {
+	col := in.Spec.Observability.Collector
+	replicas := ptr.Deref(col.Replicas, 1)
+	spec := map[string]any{
+		"mode":            "deployment",
+		"managementState": "managed",
+		"upgradeStrategy": "none", // the Shop pins the image; the operator must not rewrite the config
+		"image":           col.Image,
+		"replicas":        replicas,
+		"config":          cfg,
+		"podSecurityContext": &corev1.PodSecurityContext{
+			RunAsNonRoot:   ptr.To(true),
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+		"securityContext": restrictedContainer(),
+	}
+	if env := secretEnv(in, p); len(env) > 0 {
+		spec["env"] = env
+	}
+	if col.Resources != nil {
+		spec["resources"] = col.Resources
+	}
+	if component == componentCollector {
+		spec["serviceAccount"] = serviceAccountName(in)
+		spec["ports"] = []any{map[string]any{"name": PrometheusPortName, "port": PrometheusPort, "protocol": "TCP"}}
+	}
+	if in.Spec.PodDisruptionBudgets && replicas > 1 {
+		spec["podDisruptionBudget"] = map[string]any{"maxUnavailable": 1}
+	}
+	meta := in.ObjectMeta(name, component)
+	obj := map[string]any{
+		"apiVersion": collectorAPIVersion,
+		"kind":       collectorKind,
+		"metadata":   map[string]any{"name": meta.Name, "namespace": meta.Namespace, "labels": meta.Labels},
+		"spec":       spec,
+	}
+	// A JSON round trip turns typed fields into the plain JSON values
+	// (int64, float64, string, maps, slices) that unstructured requires.
+	b, err := utiljson.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	u := &unstructured.Unstructured{}
+	if err := utiljson.Unmarshal(b, &u.Object); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// secretEnv brings the exporters' credentials in from the Secrets the Shop
+// names; the config refers to them as ${env:NAME}, so no secret is inlined.
+func secretEnv(in render.Input, p plan) []corev1.EnvVar {
+	o := in.Spec.Observability
+	var env []corev1.EnvVar
+	from := func(name string, ref *corev1.SecretKeySelector) {
+		env = append(env, corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: ref}})
+	}
+	if p.datadog {
+		from(envDatadogAPIKey, &corev1.SecretKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: o.Datadog.APIKeySecretRef.Name},
+			Key:                  o.Datadog.APIKeySecretRef.Key,
+		})
+	}
+	if p.newRelic {
+		from(envNewRelicLicenseKey, &corev1.SecretKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: o.NewRelic.LicenseKeySecretRef.Name},
+			Key:                  o.NewRelic.LicenseKeySecretRef.Key,
+		})
+	}
+	return env
+}
+
+// k8sAttributesRBAC lets the gateway's k8s_attributes processor watch pods
+// and ReplicaSets (for k8s.deployment.name) in the Shop's namespace only.
+func k8sAttributesRBAC(in render.Input) []client.Object {
+	name := serviceAccountName(in)
+	sa := &corev1.ServiceAccount{ObjectMeta: in.ObjectMeta(name, componentCollector)}
+	role := &rbacv1.Role{
+		ObjectMeta: in.ObjectMeta(name, componentCollector),
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{"apps"}, Resources: []string{"replicasets"}, Verbs: []string{"get", "list", "watch"}},
+		},
+	}
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: in.ObjectMeta(name, componentCollector),
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: in.Shop.Namespace}},
+	}
+	return []client.Object{sa, role, binding}
+}
+
+// restrictedContainer is the container security context of everything
+// rendered here: non-root, no privilege escalation, no capabilities,
+// read-only root filesystem (writable volumes are mounted where needed).
+func restrictedContainer() *corev1.SecurityContext {
+	return &corev1.SecurityContext{
+		AllowPrivilegeEscalation: ptr.To(false),
+		ReadOnlyRootFilesystem:   ptr.To(true),
+		RunAsNonRoot:             ptr.To(true),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+	}
 }

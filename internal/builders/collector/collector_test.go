@@ -1,0 +1,299 @@
+package collector_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
+	"github.com/shopplatform/shop-operator/internal/builders/collector"
+	"github.com/shopplatform/shop-operator/internal/golden"
+	"github.com/shopplatform/shop-operator/internal/render"
+	"github.com/shopplatform/shop-operator/internal/render/rendertest"
+	"github.com/shopplatform/shop-operator/internal/scheme"
+	"github.com/shopplatform/shop-operator/internal/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	var err error
+	if env, err = testenv.Start(testenv.Options{ThirdPartyCRDs: true}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if err := env.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping the test API server:", err)
+	}
+	os.Exit(code)
+}
+
+// exporters are the four switchable exporters, by the name SecretRefs uses.
+var exporters = []string{"jaeger", "loki", "datadog", "newrelic"}
+
+// withExporters returns the spec of env with the named exporters on and the
+// others off. Production has no deployed backends: Jaeger and Loki are
+// External there.
+func withExporters(e shopv1.Environment, on ...string) shopv1.ShopSpec {
+	spec := shopv1.ShopSpec{Environment: e}
+	o := &spec.Observability
+	is := func(name string) *bool { return ptr.To(slices.Contains(on, name)) }
+	o.Jaeger.Enabled, o.Loki.Enabled = is("jaeger"), is("loki")
+	if e == shopv1.Production {
+		o.Jaeger.Mode, o.Jaeger.Endpoint = shopv1.BackendExternal, "jaeger-collector.tracing:4317"
+		o.Loki.Mode, o.Loki.Endpoint = shopv1.BackendExternal, "http://loki-gateway.logging/otlp"
+	}
+	o.Datadog = shopv1.DatadogSpec{Enabled: is("datadog"), Site: "datadoghq.eu",
+		APIKeySecretRef: &shopv1.SecretKeyRef{Name: "datadog", Key: "api-key"}}
+	o.NewRelic = shopv1.NewRelicSpec{Enabled: is("newrelic"), Region: "EU",
+		LicenseKeySecretRef: &shopv1.SecretKeyRef{Name: "newrelic", Key: "license-key"}}
+	return spec
+}
+
+// variant is one Shop the golden, validate and apply tests render.
+type variant struct {
+	name string
+	spec shopv1.ShopSpec
+}
+
+func variants() []variant {
+	var vs []variant
+	for _, e := range rendertest.Environments {
+		vs = append(vs,
+			variant{string(e), shopv1.ShopSpec{Environment: e}},
+			variant{string(e) + "-all-exporters", withExporters(e, exporters...)},
+			variant{string(e) + "-no-exporters", withExporters(e)},
+		)
+	}
+	// Tail sampling with a single trace exporter; and a development Shop
+	// keeping traces in Badger.
+	vs = append(vs, variant{"production-jaeger-only", withExporters(shopv1.Production, "jaeger")})
+	badger := withExporters(shopv1.Development, "jaeger", "loki")
+	badger.Observability.Jaeger.Storage = "badger"
+	vs = append(vs, variant{"development-badger", badger})
+	return vs
+}
+
+// render builds the variant's objects and stamps them as the engine does
+// (type metadata, owner reference), as unstructured.
+func renderObjects(t *testing.T, spec shopv1.ShopSpec) []*unstructured.Unstructured {
+	t.Helper()
+	return renderFor(t, rendertest.Input(spec))
+}
+
+func renderFor(t *testing.T, in render.Input) []*unstructured.Unstructured {
+	t.Helper()
+	objs, err := collector.Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*unstructured.Unstructured
+	for _, obj := range objs {
+		if _, ok := obj.(*unstructured.Unstructured); !ok {
+			gvk, err := apiutil.GVKForObject(obj, scheme.Scheme)
+			if err != nil {
+				t.Fatal(err)
+			}
+			obj.GetObjectKind().SetGroupVersionKind(gvk)
+		}
+		if err := controllerutil.SetControllerReference(in.Shop, obj, scheme.Scheme); err != nil {
+			t.Fatal(err)
+		}
+		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := &unstructured.Unstructured{Object: m}
+		unstructured.RemoveNestedField(u.Object, "status")
+		unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
+		out = append(out, u)
+	}
+	return out
+}
+
+func TestGolden(t *testing.T) {
+	for _, v := range variants() {
+		t.Run(v.name, func(t *testing.T) {
+			golden.Assert(t, v.name+".yaml", golden.YAML(t, renderObjects(t, v.spec)))
+		})
+	}
+}
+
+// TestApply server-side applies (dry run, strict field validation) every
+// variant's objects to a real API server with the real
+// OpenTelemetryCollector CRD.
+func TestApply(t *testing.T) {
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: rendertest.Shop(shopv1.ShopSpec{}).Namespace}}
+	if err := env.Client.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range variants() {
+		t.Run(v.name, func(t *testing.T) {
+			for _, u := range renderObjects(t, v.spec) {
+				// Patch with client.Apply (not Client.Apply) for strict
+				// field validation: an unknown field fails instead of being pruned.
+				err := env.Client.Patch(ctx, u, client.Apply, //nolint:staticcheck
+					client.FieldOwner(render.ManagedBy), client.ForceOwnership, client.DryRunAll,
+					client.FieldValidation("Strict"))
+				if err != nil {
+					t.Errorf("applying %s %s: %v", u.GetKind(), u.GetName(), err)
+				}
+			}
+		})
+	}
+}
+
+// flatten lists an object's leaves as "Kind/name:path=value" lines; a list
+// element that is an object is one line with its JSON, so that an env entry
+// or a pipeline member is kept or removed as a whole.
+func flatten(objs []*unstructured.Unstructured) map[string]bool {
+	out := map[string]bool{}
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				walk(prefix+"."+k, x)
+			}
+		case []any:
+			for _, x := range v {
+				b, _ := json.Marshal(x)
+				out[prefix+"[]="+string(b)] = true
+			}
+		default:
+			out[fmt.Sprintf("%s=%v", prefix, v)] = true
+		}
+	}
+	for _, u := range objs {
+		walk(u.GetKind()+"/"+u.GetName()+":", u.Object)
+	}
+	return out
+}
+
+// TestSwitchingAnExporterOffRemovesExactlyItsParts compares every line of
+// the rendered objects with all exporters on and with one switched off:
+// nothing appears, and everything that goes names that exporter.
+func TestSwitchingAnExporterOffRemovesExactlyItsParts(t *testing.T) {
+	markers := map[string][]string{
+		"jaeger":   {"jaeger"},
+		"loki":     {"loki"},
+		"datadog":  {"datadog", "DD_API_KEY"},
+		"newrelic": {"newrelic", "NEW_RELIC_LICENSE_KEY"},
+	}
+	for _, e := range rendertest.Environments {
+		all := flatten(renderObjects(t, withExporters(e, exporters...)))
+		for _, off := range exporters {
+			t.Run(string(e)+"/"+off, func(t *testing.T) {
+				var rest []string
+				for _, x := range exporters {
+					if x != off {
+						rest = append(rest, x)
+					}
+				}
+				some := flatten(renderObjects(t, withExporters(e, rest...)))
+				removed := 0
+				for line := range all {
+					if some[line] {
+						continue
+					}
+					removed++
+					if !slices.ContainsFunc(markers[off], func(m string) bool { return strings.Contains(line, m) }) {
+						t.Errorf("switching %s off also removed: %s", off, line)
+					}
+				}
+				for line := range some {
+					if !all[line] {
+						t.Errorf("switching %s off added: %s", off, line)
+					}
+				}
+				if removed == 0 {
+					t.Errorf("switching %s off removed nothing", off)
+				}
+			})
+		}
+	}
+}
+
+func TestSecretRefs(t *testing.T) {
+	in := rendertest.Input(withExporters(shopv1.Production, exporters...))
+	want := []collector.SecretRef{
+		{Name: "datadog", Key: "api-key", For: "datadog"},
+		{Name: "newrelic", Key: "license-key", For: "newrelic"},
+	}
+	if got := collector.SecretRefs(in); !slices.Equal(got, want) {
+		t.Errorf("SecretRefs = %v, want %v", got, want)
+	}
+	// Every referenced key reaches the collectors only through env.
+	for _, u := range renderFor(t, in) {
+		if u.GetKind() != "OpenTelemetryCollector" {
+			continue
+		}
+		env, _, _ := unstructured.NestedSlice(u.Object, "spec", "env")
+		b, _ := json.Marshal(env)
+		for _, ref := range want {
+			if !strings.Contains(string(b), `"key":"`+ref.Key+`","name":"`+ref.Name+`"`) {
+				t.Errorf("%s: env %s lacks the Secret key %s/%s", u.GetName(), b, ref.Name, ref.Key)
+			}
+		}
+	}
+	if got := collector.SecretRefs(rendertest.Input(withExporters(shopv1.Production, "jaeger"))); len(got) != 0 {
+		t.Errorf("SecretRefs without Datadog and New Relic = %v, want none", got)
+	}
+	noOperator := rendertest.InputFor(rendertest.Shop(withExporters(shopv1.Production, exporters...)), render.APIs{})
+	if got := collector.SecretRefs(noOperator); len(got) != 0 {
+		t.Errorf("SecretRefs without the opentelemetry-operator = %v, want none (no collector is rendered)", got)
+	}
+}
+
+// TestGating: the collector needs the opentelemetry-operator and
+// collector.enabled; the backends only their own switches.
+func TestGating(t *testing.T) {
+	kinds := func(in render.Input) []string {
+		var ks []string
+		for _, u := range renderFor(t, in) {
+			ks = append(ks, u.GetKind()+"/"+u.GetName())
+		}
+		return ks
+	}
+	dev := rendertest.Shop(shopv1.ShopSpec{Environment: shopv1.Development})
+	if ks := kinds(rendertest.InputFor(dev, render.APIs{})); slices.ContainsFunc(ks, func(k string) bool {
+		return strings.HasPrefix(k, "OpenTelemetryCollector/")
+	}) || !slices.Contains(ks, "Deployment/demo-jaeger") {
+		t.Errorf("without the operator: %v, want the backends and no collector", ks)
+	}
+	off := withExporters(shopv1.Development)
+	off.Observability.Collector.Enabled = ptr.To(false)
+	if ks := kinds(rendertest.Input(off)); len(ks) != 0 {
+		t.Errorf("collector and backends off: %v, want nothing", ks)
+	}
+	for _, e := range rendertest.Environments {
+		var collectors []string
+		for _, u := range renderObjects(t, withExporters(e, exporters...)) {
+			if u.GetKind() == "OpenTelemetryCollector" {
+				collectors = append(collectors, u.GetName())
+			}
+		}
+		want := []string{"demo"}
+		if e == shopv1.Production {
+			want = append(want, "demo-sampler")
+		}
+		if !slices.Equal(collectors, want) {
+			t.Errorf("%s collectors = %v, want %v", e, collectors, want)
+		}
+	}
+}
