@@ -33,9 +33,11 @@ const (
 	AuthRegistrations = "shop_auth_registrations_total" //
 	StockConflicts    = "shop_stock_reservation_conflicts_total"
 	StockReservations = "shop_stock_reservations_total" // label operation: reserve, release, commit
-	OrdersPlaced      = "shop_orders_placed_total"
-	OrderValue        = "shop_orders_value_total" // order value in the shop's currency, label currency
-	Payments          = "shop_payments_total"     // labels outcome, currency
+	OrdersPlaced      = "shop_orders_placed_total"      // label currency
+	OrderValueSum     = "shop_order_value_sum"          // histogram of confirmed orders' value in minor units, label currency
+	OrderValueCount   = "shop_order_value_count"
+	Checkouts         = "shop_checkouts_total" // label outcome: confirmed or the failure code
+	Payments          = "shop_payments_total"  // labels outcome, currency
 	PaymentRefunds    = "shop_payment_refunds_total"
 )
 
@@ -71,7 +73,7 @@ func Metrics() map[string]Source {
 		HTTPServerDurationBucket: FromServices, HTTPServerDurationCount: FromServices, HTTPServerDurationSum: FromServices,
 		AuthLogins: FromServices, AuthRegistrations: FromServices,
 		StockConflicts: FromServices, StockReservations: FromServices,
-		OrdersPlaced: FromServices, OrderValue: FromServices, Payments: FromServices,
+		OrdersPlaced: FromServices, OrderValueSum: FromServices, OrderValueCount: FromServices, Checkouts: FromServices, Payments: FromServices,
 		PaymentRefunds: FromServices,
 
 		PgUp: FromPostgresExporter, PgStatActivityCount: FromPostgresExporter, PgMaxConnections: FromPostgresExporter,
