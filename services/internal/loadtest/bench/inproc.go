@@ -87,7 +87,7 @@ func inproc(ctx context.Context) error {
 func bareBody() []byte {
 	type p struct {
 		SKU, Name, Description, Currency, Category, ImageURL string
-		PriceMinor, Stock                                   int
+		PriceMinor, Stock                                    int
 	}
 	var page struct {
 		Products      []p    `json:"products"`

@@ -8,6 +8,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -18,7 +19,9 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -32,6 +35,7 @@ var (
 	flagN      = flag.Int("n", 4000, "requests per read scenario (bounded by -d too)")
 	flagCheckN = flag.Int("checkout-n", 600, "checkouts (bounded by -d too)")
 	flagDur    = flag.Duration("d", 20*time.Second, "time bound per scenario")
+	flagRounds = flag.Int("rounds", 3, "rounds per scenario (the median round is reported)")
 	flagMode   = flag.String("mode", "all", "all | inproc (internal: one in-process run, JSON out)")
 	flagTel    = flag.Bool("telemetry", false, "inproc: telemetry on")
 	flagDB     = flag.String("db", "", "inproc: catalog database URL")
@@ -83,13 +87,14 @@ func all(ctx context.Context) error {
 	fmt.Printf("# shop load benchmarks, %s\n", time.Now().UTC().Format(time.RFC3339))
 	fmt.Printf("# %s/%s, %d CPUs, GOMAXPROCS %d, %s; load driver and services share the machine\n",
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
-	fmt.Printf("# workers %d, bounds: %d requests (%d checkouts) or %s per scenario\n\n", *flagConc, *flagN, *flagCheckN, *flagDur)
+	fmt.Printf("# workers %d, bounds: %d requests (%d checkouts) or %s per scenario and round, %d rounds\n", *flagConc, *flagN, *flagCheckN, *flagDur, *flagRounds)
+	fmt.Printf("# load average before: %s\n\n", loadavg())
 
 	c := loadtest.Client(*flagConc)
 	get := func(url string) func(context.Context, int, int) error {
 		return func(ctx context.Context, _, _ int) error { return fetch(ctx, c, "GET", url, nil, nil, http.StatusOK) }
 	}
-	var results []loadtest.Result
+	var summary []loadtest.Result
 	runOne := func(cfg loadtest.Config) error {
 		if cfg.Concurrency == 0 {
 			cfg.Concurrency = *flagConc
@@ -97,14 +102,23 @@ func all(ctx context.Context) error {
 		if cfg.Duration == 0 {
 			cfg.Duration = *flagDur
 		}
-		r, err := loadtest.Run(ctx, cfg)
-		if err != nil {
-			return err
+		var rounds []loadtest.Result
+		for i := 0; i < *flagRounds; i++ {
+			r, err := loadtest.Run(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Println(r)
+			rounds = append(rounds, r)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			cfg.Warmup = 0
 		}
-		fmt.Println(r)
-		results = append(results, r)
-		return ctx.Err()
+		summary = append(summary, median(rounds))
+		return nil
 	}
+	defer func() { printSummary(summary) }()
 
 	// A product to read and to buy: created by the admin with ample stock so
 	// the checkout run never sells out.
@@ -152,30 +166,77 @@ func all(ctx context.Context) error {
 	body := map[string]any{"items": []map[string]any{{"sku": sku, "quantity": 1}},
 		"card": map[string]any{"number": "4242424242424242", "exp_month": 12, "exp_year": 2039, "cvc": "123", "name": "Bench"}}
 	run := fmt.Sprint(time.Now().UnixNano())
+	var keys atomic.Int64 // unique across rounds
 	if err := runOne(loadtest.Config{Name: "full checkout (orders API saga)", Concurrency: conc, Requests: *flagCheckN, Warmup: 10, Duration: 2 * *flagDur,
-		Do: func(ctx context.Context, w, seq int) error {
+		Do: func(ctx context.Context, w, _ int) error {
 			h := bearer(toks[w])
-			h.Set("Idempotency-Key", fmt.Sprintf("bench-%s-%d", run, seq))
+			h.Set("Idempotency-Key", fmt.Sprintf("bench-%s-%d", run, keys.Add(1)))
 			return fetch(ctx, c, "POST", ord, h, body, http.StatusCreated)
 		}}); err != nil {
 		return err
 	}
 
 	// In-process: the catalog handler with telemetry off and on, and the floor.
-	// Separate processes, because OpenTelemetry's providers are global.
+	// Separate processes, because OpenTelemetry's providers are global;
+	// the variants alternate so that background load hits them alike.
 	fmt.Println()
-	for _, round := range []string{"1", "2"} {
-		for _, v := range []struct{ what, tel string }{{"bare", "false"}, {"catalog", "false"}, {"catalog", "true"}} {
+	variants := []struct{ what, tel string }{{"bare", "false"}, {"catalog", "false"}, {"catalog", "true"}}
+	byVariant := make([][]loadtest.Result, len(variants))
+	for range *flagRounds {
+		for i, v := range variants {
 			r, err := inprocRun(ctx, st.DBURLs["catalog"], v.what, v.tel)
 			if err != nil {
 				return err
 			}
-			r.Name += " #" + round
 			fmt.Println(r)
-			results = append(results, r)
+			byVariant[i] = append(byVariant[i], r)
 		}
 	}
+	for _, rs := range byVariant {
+		summary = append(summary, median(rs))
+	}
 	return nil
+}
+
+// median is the round with the median requests/s.
+func median(rs []loadtest.Result) loadtest.Result {
+	s := slices.Clone(rs)
+	slices.SortFunc(s, func(a, b loadtest.Result) int { return cmp.Compare(a.RPS, b.RPS) })
+	return s[len(s)/2]
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func printSummary(rs []loadtest.Result) {
+	if len(rs) == 0 {
+		return
+	}
+	fmt.Printf("\n## Summary (median of %d rounds; load average now %s)\n\n", *flagRounds, loadavg())
+	fmt.Println("| scenario | requests | req/s | p50 | p90 | p99 | errors |")
+	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+	for _, r := range rs {
+		fmt.Printf("| %s | %d | %.0f | %s | %s | %s | %d |\n", r.Name, r.Requests, r.RPS, round(r.P50), round(r.P90), round(r.P99), r.Errors)
+	}
+}
+
+func round(d time.Duration) time.Duration {
+	switch {
+	case d >= 10*time.Millisecond:
+		return d.Round(100 * time.Microsecond)
+	case d >= 100*time.Microsecond:
+		return d.Round(time.Microsecond)
+	}
+	return d.Round(100 * time.Nanosecond)
 }
 
 func inprocRun(ctx context.Context, db, what, tel string) (loadtest.Result, error) {
