@@ -1,0 +1,34 @@
+package frontend
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
+
+// BenchmarkProductPage measures the storefront's own cost of a product page
+// (one catalog call over loopback HTTP to an in-memory fake, template render).
+func BenchmarkProductPage(b *testing.B) {
+	back := httptest.NewServer(newFakeShop())
+	defer back.Close()
+	srv, err := New(Options{AuthURL: back.URL, CatalogURL: back.URL, OrdersURL: back.URL})
+	if err != nil {
+		b.Fatal(err)
+	}
+	front := httptest.NewServer(srv)
+	defer front.Close()
+	c := &http.Client{}
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := c.Get(front.URL + "/products/MUG-1")
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b.Fatal(resp.Status)
+		}
+	}
+}
