@@ -38,29 +38,28 @@ func selector(in render.Input, component string) *typev1beta1.WorkloadSelector {
 	return &typev1beta1.WorkloadSelector{MatchLabels: in.SelectorLabels(component)}
 }
 
-// peerAuthentications set the Shop's mTLS mode on the Shop's pods only (not
-// namespace-wide: other apps in the namespace keep theirs). In STRICT mode
-// the auth service's API port also takes plain text, because istiod, which
-// runs outside the mesh, fetches the JWKS from it; its AuthorizationPolicy
+// peerAuthentications set the Shop's mTLS mode on each service's pods (not
+// namespace-wide: other apps in the namespace keep theirs). One policy per
+// service, because Istio resolves two workload-selecting policies on the
+// same pods by age, not by specificity. In STRICT mode the auth service's
+// API port also takes plain text: istiod, which runs outside the mesh,
+// fetches the JWKS from it (istio/istio#40553). Its AuthorizationPolicy
 // admits plain-text callers to the JWKS routes and nothing else.
 func peerAuthentications(in render.Input) []client.Object {
 	mode := mtlsMode(in.Spec.Gateway.Istio.MTLSMode)
-	pa := &securityv1.PeerAuthentication{ObjectMeta: in.ObjectMeta(in.Shop.Name, "mesh")}
-	pa.Spec = secv1beta1.PeerAuthentication{
-		Selector: &typev1beta1.WorkloadSelector{MatchLabels: map[string]string{render.LabelShop: in.Shop.Name}},
-		Mtls:     &secv1beta1.PeerAuthentication_MutualTLS{Mode: mode},
-	}
-	out := []client.Object{pa}
-	if mode == secv1beta1.PeerAuthentication_MutualTLS_STRICT {
-		auth := &securityv1.PeerAuthentication{ObjectMeta: in.ObjectMeta(in.Name(render.Auth)+"-jwks", render.Auth)}
-		auth.Spec = secv1beta1.PeerAuthentication{
-			Selector: selector(in, render.Auth),
+	var out []client.Object
+	for _, svc := range render.Services {
+		pa := &securityv1.PeerAuthentication{ObjectMeta: in.ObjectMeta(in.Name(svc), svc)}
+		pa.Spec = secv1beta1.PeerAuthentication{
+			Selector: selector(in, svc),
 			Mtls:     &secv1beta1.PeerAuthentication_MutualTLS{Mode: mode},
-			PortLevelMtls: map[uint32]*secv1beta1.PeerAuthentication_MutualTLS{
-				render.HTTPPort: {Mode: secv1beta1.PeerAuthentication_MutualTLS_PERMISSIVE},
-			},
 		}
-		out = append(out, auth)
+		if svc == render.Auth && mode == secv1beta1.PeerAuthentication_MutualTLS_STRICT {
+			pa.Spec.PortLevelMtls = map[uint32]*secv1beta1.PeerAuthentication_MutualTLS{
+				render.HTTPPort: {Mode: secv1beta1.PeerAuthentication_MutualTLS_PERMISSIVE},
+			}
+		}
+		out = append(out, pa)
 	}
 	return out
 }
