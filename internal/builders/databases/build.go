@@ -1,13 +1,132 @@
-// Package databases renders the Shop's databases children. Build is pure: it reads only its input.
+// Package databases renders a Postgres for every managed database (auth,
+// catalog, orders): its credentials Secret, headless Service, init-script
+// ConfigMap and StatefulSet. External databases render nothing: the services
+// read their connection from the user's Secret. Build is pure: it reads only
+// its input.
 package databases
 
 import (
+	"fmt"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
 	"github.com/shopplatform/shop-operator/internal/render"
+	"github.com/shopplatform/shop-operator/internal/secrets"
 )
 
-// Build returns the databases objects the Shop wants, or nothing.
+// Keys of a managed database's credentials Secret besides the generated
+// passwords: everything a client needs to connect as the service's role.
+const (
+	HostKey   = "host"
+	PortKey   = "port"
+	DBNameKey = "dbname"
+	UserKey   = "user"
+)
+
+// Build returns the objects of every managed database.
 func Build(in render.Input) ([]client.Object, error) {
-	return nil, nil
+	var objs []client.Object
+	for _, svc := range render.Databases {
+		db := database(in.Spec.ShopSpec, svc)
+		if db.External != nil || db.Managed == nil {
+			continue
+		}
+		secret, err := credentials(in, svc)
+		if err != nil {
+			return nil, err
+		}
+		objs = append(objs, secret, initScript(in, svc), headlessService(in, svc), statefulSet(in, svc, db.Managed))
+	}
+	return objs, nil
 }
+
+// database returns the resolved database of a service.
+func database(spec shopv1.ShopSpec, svc string) shopv1.DatabaseSpec {
+	return map[string]shopv1.DatabaseSpec{
+		render.Auth:    spec.Databases.Auth,
+		render.Catalog: spec.Databases.Catalog,
+		render.Orders:  spec.Databases.Orders,
+	}[svc]
+}
+
+// component is the label value of a database's objects, e.g. auth-db.
+func component(svc string) string { return svc + "-db" }
+
+// credentials renders the generated passwords (created once, never
+// regenerated) together with the connection of the service's own role.
+func credentials(in render.Input, svc string) (*corev1.Secret, error) {
+	name := in.DatabaseSecretName(svc)
+	gen, ok := in.Generated[name]
+	if !ok {
+		return nil, fmt.Errorf("generated Secret %s has no values: the controller must fill it before rendering (secrets.Fill)", name)
+	}
+	data := map[string][]byte{
+		HostKey:   []byte(in.DatabaseName(svc)),
+		PortKey:   []byte(strconv.Itoa(render.PostgresPort)),
+		DBNameKey: []byte(svc),
+		UserKey:   []byte(svc),
+	}
+	for _, k := range []string{secrets.PasswordKey, secrets.SuperuserPasswordKey} {
+		v, ok := gen[k]
+		if !ok {
+			return nil, fmt.Errorf("generated Secret %s lacks key %s", name, k)
+		}
+		data[k] = v
+	}
+	return &corev1.Secret{
+		ObjectMeta: in.ObjectMeta(name, component(svc)),
+		Type:       corev1.SecretTypeOpaque,
+		Data:       data,
+	}, nil
+}
+
+// headlessService gives the single Postgres pod a stable DNS name
+// (<shop>-<svc>-db) and exposes the exporter's metrics when it runs.
+func headlessService(in render.Input, svc string) *corev1.Service {
+	ports := []corev1.ServicePort{{
+		Name: "postgres", Port: render.PostgresPort, Protocol: corev1.ProtocolTCP,
+		TargetPort: intstrName("postgres"), AppProtocol: ptr.To("postgresql"),
+	}}
+	if exporterEnabled(in) {
+		ports = append(ports, corev1.ServicePort{
+			Name: metricsPortName, Port: metricsPort, Protocol: corev1.ProtocolTCP,
+			TargetPort: intstrName(metricsPortName), AppProtocol: ptr.To("http"),
+		})
+	}
+	return &corev1.Service{
+		ObjectMeta: in.ObjectMeta(in.DatabaseName(svc), component(svc)),
+		Spec: corev1.ServiceSpec{
+			ClusterIP: corev1.ClusterIPNone,
+			Selector:  in.SelectorLabels(component(svc)),
+			Ports:     ports,
+		},
+	}
+}
+
+// initScript creates the service's role and database on the first start of an
+// empty data directory. The role is not a superuser and cannot create roles or
+// databases: the services never get the superuser.
+func initScript(in render.Input, svc string) *corev1.ConfigMap {
+	return &corev1.ConfigMap{
+		ObjectMeta: in.ObjectMeta(in.DatabaseName(svc)+"-init", component(svc)),
+		Data:       map[string]string{initScriptKey: initSQL},
+	}
+}
+
+const initScriptKey = "10-create-service-role.sh"
+
+// initSQL runs under the postgres image's docker-entrypoint-initdb.d; psql
+// variables quote the role, database and password safely.
+const initSQL = `#!/bin/sh
+set -eu
+psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \
+  -v role="$SERVICE_ROLE" -v password="$SERVICE_PASSWORD" -v db="$SERVICE_DATABASE" <<'SQL'
+CREATE ROLE :"role" LOGIN PASSWORD :'password' NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION;
+CREATE DATABASE :"db" OWNER :"role";
+REVOKE ALL ON DATABASE :"db" FROM PUBLIC;
+SQL
+`
