@@ -362,6 +362,13 @@ func authMessage(err error, doing string) string {
 	case http.StatusTooManyRequests, http.StatusLocked, http.StatusForbidden:
 		return "Too many failed attempts. Wait a few minutes and try again."
 	}
+	if len(p.Errors) > 0 {
+		var msgs []string
+		for _, e := range p.Errors {
+			msgs = append(msgs, strings.TrimPrefix(e.Field+": ", ": ")+e.Message)
+		}
+		return "Check your details: " + sentence(strings.Join(msgs, "; "))
+	}
 	if p.Detail != "" {
 		return sentence(p.Detail)
 	}
