@@ -23,7 +23,9 @@ const EnvBinDir = "SHOP_KUBE_BIN"
 var binaries = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
 
 // FindBinaries returns the directory holding the cluster's binaries: $SHOP_KUBE_BIN
-// when set, else the last line printed by `hack/kube-binaries.sh cluster`,
+// when set, else $KUBEBUILDER_ASSETS when it holds all of them (the Makefile
+// points it at the same directory), else the last line printed by
+// `hack/kube-binaries.sh cluster`,
 // which builds them from the Go module proxy on first use (about 20 minutes
 // on 2 cores; its progress goes to log) and reuses its cache afterwards.
 func FindBinaries(ctx context.Context, log io.Writer) (string, error) {
@@ -31,6 +33,9 @@ func FindBinaries(ctx context.Context, log io.Writer) (string, error) {
 		if err := checkBinDir(dir); err != nil {
 			return "", fmt.Errorf("%s=%s: %w", EnvBinDir, dir, err)
 		}
+		return dir, nil
+	}
+	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" && checkBinDir(dir) == nil {
 		return dir, nil
 	}
 	if log == nil {
