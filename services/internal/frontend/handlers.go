@@ -489,14 +489,20 @@ func (s *Server) checkoutSubmit(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, http.StatusBadRequest, "We could not read that form", "Please go back and try again.", "")
 		return
 	}
+	key := r.PostFormValue("idempotency_key")
+	if !validKey(key) {
+		key = newKey()
+	}
+	// A form submitted again after its order was placed (back button, double
+	// click that outran the first answer) leads to that order.
+	if id := s.lastOrder(r, key); id != "" {
+		http.Redirect(w, r, "/orders/"+url.PathEscape(id)+"?placed=1", http.StatusSeeOther)
+		return
+	}
 	c := s.sig.readCart(r)
 	if len(c) == 0 {
 		http.Redirect(w, r, "/cart", http.StatusSeeOther)
 		return
-	}
-	key := r.PostFormValue("idempotency_key")
-	if !validKey(key) {
-		key = newKey()
 	}
 	card, exp, errs := parseCard(r, time.Now())
 	d, err := s.loadCart(r.Context(), c)
@@ -518,7 +524,19 @@ func (s *Server) checkoutSubmit(w http.ResponseWriter, r *http.Request) {
 	var o Order
 	loggedIn, err := s.withToken(w, r, func(ctx context.Context, tok string) error {
 		var e error
-		o, e = s.b.checkout(ctx, tok, key, req)
+		// The same key already in flight (a double submit): wait for the
+		// first to finish and take its answer, bounded.
+		for range 20 {
+			o, e = s.b.checkout(ctx, tok, key, req)
+			if p, ok := asProblem(e); !ok || p.Code != "checkout_in_progress" {
+				return e
+			}
+			select {
+			case <-ctx.Done():
+				return e
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
 		return e
 	})
 	if !loggedIn {
@@ -527,6 +545,7 @@ func (s *Server) checkoutSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	if err == nil {
 		s.sig.writeCart(w, Cart{}, s.secure)
+		s.setLastOrder(w, key, o.ID)
 		http.Redirect(w, r, "/orders/"+url.PathEscape(o.ID)+"?placed=1", http.StatusSeeOther)
 		return
 	}

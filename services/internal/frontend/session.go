@@ -12,6 +12,7 @@ const (
 	accessCookie  = "shop_at"
 	refreshCookie = "shop_rt"
 	userCookie    = "shop_user"
+	lastCookie    = "shop_last_order"
 	refreshLife   = 30 * 24 * time.Hour
 )
 
@@ -42,7 +43,7 @@ func (s *Server) setSession(w http.ResponseWriter, t tokens, display string) {
 }
 
 func (s *Server) clearSession(w http.ResponseWriter) {
-	for _, n := range []string{accessCookie, refreshCookie, userCookie} {
+	for _, n := range []string{accessCookie, refreshCookie, userCookie, lastCookie} {
 		http.SetCookie(w, s.cookie(n, "", -1))
 	}
 }
@@ -120,4 +121,27 @@ func safeNext(next string) string {
 		return "/"
 	}
 	return next
+}
+
+// setLastOrder remembers (signed) which order the checkout form with this
+// idempotency key placed.
+func (s *Server) setLastOrder(w http.ResponseWriter, key, orderID string) {
+	http.SetCookie(w, s.cookie(lastCookie, s.sig.sign([]byte(key+" "+orderID)), time.Hour))
+}
+
+// lastOrder is the order placed with key, if this browser placed it.
+func (s *Server) lastOrder(r *http.Request, key string) string {
+	c, err := r.Cookie(lastCookie)
+	if err != nil {
+		return ""
+	}
+	v, ok := s.sig.verify(c.Value)
+	if !ok {
+		return ""
+	}
+	k, id, ok := strings.Cut(string(v), " ")
+	if !ok || k != key || !skuPattern.MatchString(id) {
+		return ""
+	}
+	return id
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,33 +27,55 @@ const (
 	cardDeclined = "4000 0000 0000 0002"
 )
 
-func startStack(t *testing.T) *devstack.Stack {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	shopd, err := devstack.BuildShopd(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := devstack.Start(ctx, devstack.Options{
-		Shopd: shopd,
-		Env:   []string{"LOG_LEVEL=info"},
-		ServiceEnv: map[string][]string{
-			"frontend": {"FRONTEND_COOKIE_SECRET=e2e-test-secret-0123456789"},
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
+var (
+	stackOnce sync.Once
+	stack     *devstack.Stack
+	stackErr  error
+)
+
+// TestMain stops the shared stack after the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if stack != nil {
+		if code != 0 {
 			for _, s := range []string{"frontend", "orders", "payment", "catalog", "auth"} {
-				t.Logf("--- %s log (tail) ---\n%s", s, st.Logs(s, 25))
+				fmt.Fprintf(os.Stderr, "--- %s log (tail) ---\n%s\n", s, stack.Logs(s, 25))
 			}
 		}
-		st.Stop()
+		stack.Stop()
+	}
+	os.Exit(code)
+}
+
+// startStack starts (once per test binary) Postgres and the five services.
+func startStack(t *testing.T) *devstack.Stack {
+	t.Helper()
+	stackOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		dir, err := os.MkdirTemp("", "e2e-bin-")
+		if err != nil {
+			stackErr = err
+			return
+		}
+		defer os.RemoveAll(dir) // the running binary stays open; the file can go
+		shopd, err := devstack.BuildShopd(ctx, dir)
+		if err != nil {
+			stackErr = err
+			return
+		}
+		stack, stackErr = devstack.Start(ctx, devstack.Options{
+			Shopd: shopd,
+			Env:   []string{"LOG_LEVEL=info"},
+			ServiceEnv: map[string][]string{
+				"frontend": {"FRONTEND_COOKIE_SECRET=e2e-test-secret-0123456789"},
+			},
+		})
 	})
-	return st
+	if stackErr != nil {
+		t.Fatal(stackErr)
+	}
+	return stack
 }
 
 func newBrowser(t *testing.T) context.Context {
