@@ -1,6 +1,7 @@
 package mesh_test
 
 import (
+	"reflect"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -96,3 +97,6 @@ func rendered(t testing.TB, in render.Input) []*unstructured.Unstructured {
 	}
 	return out
 }
+
+// typeName is an object's Go type, e.g. *v1.AuthorizationPolicy from istio.io.
+func typeName(o any) string { return reflect.TypeOf(o).Elem().PkgPath() }
