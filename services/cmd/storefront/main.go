@@ -68,6 +68,8 @@ func run(shopd, logLevel string) error {
     Storefront:  %s
     Test cards:  4242 4242 4242 4242  succeeds
                  4000 0000 0000 0002  is declined
+                 4000 0000 0000 9995  insufficient funds
+                 4000 0000 0000 0119  the provider times out
                  (any future expiry such as 12/30, any 3-digit code)
     APIs:        auth %s  catalog %s  orders %s  payment %s
     Logs:        %s
