@@ -37,8 +37,9 @@ const (
 // Redaction patterns (RE2). They avoid '$' (the collector expands ${...} in
 // its config) and backslashes (OTTL string escapes), hence [.] and [0-9].
 var redactionPatterns = []struct{ what, re string }{
-	// 13 to 19 digits, optionally grouped by spaces or dashes: payment cards.
-	{"card numbers", `[0-9](?:[ -]?[0-9]){12,18}`},
+	// Payment cards: 13 to 19 digits, contiguous or in groups of four
+	// (Visa, Mastercard...), or Amex's 4-6-5 grouping.
+	{"card numbers", `[0-9]{4}(?:[ -]?[0-9]{4}){2}[ -]?[0-9]{1,7}|[0-9]{4}[ -][0-9]{6}[ -][0-9]{5}`},
 	{"email addresses", `[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+[.][A-Za-z]{2,}`},
 	// Before the JWT pattern so "Bearer <jwt>" goes as a whole.
 	{"bearer tokens", `(?i)bearer [A-Za-z0-9._~+/=-]+`},
