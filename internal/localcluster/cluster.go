@@ -453,7 +453,11 @@ func (c *Cluster) waitHTTP(ctx context.Context, p *process, bound time.Duration,
 	if err != nil {
 		var pe *pollError
 		if errors.As(err, &pe) {
-			return procError(p, "not ready at %s within %s (last answer: %s)", url, bound, last)
+			why := fmt.Sprintf("within %s", bound)
+			if ctx.Err() != nil {
+				why = "before the start timeout (Options.Timeout) or the caller's context ran out"
+			}
+			return procError(p, "not ready at %s %s (last answer: %s)", url, why, last)
 		}
 		return err
 	}

@@ -4,8 +4,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The pieces that need no binaries; test/e2e starts the real cluster.
@@ -96,4 +98,86 @@ func TestFreePortsAreDistinct(t *testing.T) {
 		}
 		seen[p] = true
 	}
+}
+
+// fakeBinDir makes a binary directory whose etcd is the given shell script
+// and whose other binaries must never be reached.
+func fakeBinDir(t *testing.T, etcdScript string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, b := range binaries {
+		script := "#!/bin/sh\necho unexpected >&2\nexit 99\n"
+		if b == "etcd" {
+			script = etcdScript
+		}
+		if err := os.WriteFile(filepath.Join(dir, b), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "kwok-stages"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kwok-stages", "s.yaml"), []byte("kind: Stage\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestStartReportsAProcessThatExitsWithItsLog(t *testing.T) {
+	bin := fakeBinDir(t, "#!/bin/sh\necho 'etcd: no space left, giving up' >&2\nexit 3\n")
+	_, err := Start(t.Context(), Options{BinDir: bin, Dir: t.TempDir(), Timeout: 30 * time.Second})
+	if err == nil {
+		t.Fatal("Start succeeded with a failing etcd")
+	}
+	for _, want := range []string{"etcd: exited while starting: exit status 3", "etcd: no space left, giving up", "etcd.log"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestStartBoundsAHungProcessAndKillsIt(t *testing.T) {
+	// A "process" that never becomes healthy, with a child in its group.
+	dir := t.TempDir()
+	bin := fakeBinDir(t, "#!/bin/sh\necho $$ > "+dir+"/sh.pid\nsleep 600 &\necho $! > "+dir+"/sleep.pid\necho 'etcd: waiting forever' >&2\nwait\n")
+	_, err := Start(t.Context(), Options{BinDir: bin, Dir: dir, Timeout: 2 * time.Second})
+	if err == nil {
+		t.Fatal("Start succeeded with a hung etcd")
+	}
+	for _, want := range []string{"etcd: not ready at http://127.0.0.1:", "start timeout", "etcd: waiting forever"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q:\n%v", want, err)
+		}
+	}
+	// Start stopped what it started, children included.
+	for _, f := range []string{"sh.pid", "sleep.pid"} {
+		data, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Signals are delivered asynchronously: allow the group a moment.
+		deadline := time.Now().Add(5 * time.Second)
+		for alive(pid) && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if alive(pid) {
+			t.Errorf("%s: pid %d still running 5s after Start failed", f, pid)
+		}
+	}
+}
+
+// alive reports whether pid runs (a zombie waiting for its reaper does not).
+func alive(pid int) bool {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// pid (comm) STATE ...
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }

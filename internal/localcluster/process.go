@@ -78,6 +78,9 @@ func (p *process) stop(grace time.Duration) error {
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
 	select {
 	case <-p.done:
+		// Sweep whatever else is left in the group (none of the binaries
+		// forks today; ESRCH when the group is empty).
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		return nil
 	case <-time.After(grace):
 	}
