@@ -411,7 +411,7 @@ func (c *Cluster) writeKubeconfig() error {
 		TLSClientConfig: rest.TLSClientConfig{CAData: c.pki.caCertPEM},
 		QPS:             100,
 		Burst:           200,
-		Timeout:         30 * time.Second,
+		// No Timeout: it becomes the http.Client's and would cut watches.
 	}
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters["localcluster"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: c.pki.caCertPEM}
