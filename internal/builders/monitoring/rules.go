@@ -84,11 +84,11 @@ type rules struct {
 
 func prometheusRule(in render.Input) (*monitoringv1.PrometheusRule, error) {
 	slo := in.Spec.Observability.Alerting.SLO
-	availability, err := budget("alerting.slo.availability", slo.Availability)
+	availability, err := Budget("alerting.slo.availability", slo.Availability)
 	if err != nil {
 		return nil, err
 	}
-	latencyBudget, err := budget("alerting.slo.latencyTarget", slo.LatencyTarget)
+	latencyBudget, err := Budget("alerting.slo.latencyTarget", slo.LatencyTarget)
 	if err != nil {
 		return nil, err
 	}
@@ -120,8 +120,8 @@ func prometheusRule(in render.Input) (*monitoringv1.PrometheusRule, error) {
 	}, nil
 }
 
-// budget turns a target in percent ("99.9") into the error budget (0.001).
-func budget(field, percent string) (float64, error) {
+// Budget turns a target in percent ("99.9") into the error budget (0.001).
+func Budget(field, percent string) (float64, error) {
 	p, err := strconv.ParseFloat(percent, 64)
 	if err != nil || p <= 0 || p >= 100 {
 		return 0, fmt.Errorf("%s %q is not a percentage between 0 and 100", field, percent)
