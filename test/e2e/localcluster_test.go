@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -39,15 +40,46 @@ func TestLocalCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
+	// waitFor polls cond every half second for at most two minutes: a bound
+	// on a hang, not a speed requirement. On failure it reports any dead
+	// process of the cluster. (Closures, so that other files of this package
+	// may name their helpers freely.)
+	waitFor := func(what string, cond func(context.Context) (bool, error)) {
+		t.Helper()
+		var last error
+		err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+			ok, err := cond(ctx)
+			if err != nil {
+				last = err // API errors may be transient; keep polling
+			}
+			return ok, nil
+		})
+		if err != nil {
+			msg := fmt.Sprintf("waiting for %s: %v", what, err)
+			if last != nil {
+				msg += fmt.Sprintf(" (last error: %v)", last)
+			}
+			if perr := c.Check(); perr != nil {
+				msg += "\n" + perr.Error()
+			}
+			t.Fatal(msg)
+		}
+	}
+	ignoreNotFound := func(err error) error {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return err
+	}
 	ns := "e2e-localcluster"
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// The namespace's default ServiceAccount comes from the controller-manager.
-	waitFor(t, ctx, "ServiceAccount "+ns+"/default", func(ctx context.Context) (bool, error) {
+	waitFor("ServiceAccount "+ns+"/default", func(ctx context.Context) (bool, error) {
 		_, err := cs.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
 		return err == nil, ignoreNotFound(err)
-	}, c)
+	})
 
 	labels := map[string]string{"app": "web"}
 	dep := &appsv1.Deployment{
@@ -119,14 +151,16 @@ func TestLocalCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	waitFor(t, ctx, "Deployment web Available with 3 replicas", func(ctx context.Context) (bool, error) {
+	waitFor("Deployment web Available with 3 replicas", func(ctx context.Context) (bool, error) {
 		d, err := cs.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
 		if err != nil {
 			return false, err
 		}
 		return d.Status.ObservedGeneration == d.Generation && d.Status.AvailableReplicas == 3 &&
-			d.Status.UpdatedReplicas == 3 && deploymentAvailable(d), nil
-	}, c)
+			d.Status.UpdatedReplicas == 3 && slices.ContainsFunc(d.Status.Conditions, func(c appsv1.DeploymentCondition) bool {
+			return c.Type == appsv1.DeploymentAvailable && c.Status == corev1.ConditionTrue
+		}), nil
+	})
 	pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +180,7 @@ func TestLocalCluster(t *testing.T) {
 		t.Errorf("web pods by zone %v: want them spread over both zones", zones)
 	}
 
-	waitFor(t, ctx, "StatefulSet db ready with a bound claim", func(ctx context.Context) (bool, error) {
+	waitFor("StatefulSet db ready with a bound claim", func(ctx context.Context) (bool, error) {
 		s, err := cs.AppsV1().StatefulSets(ns).Get(ctx, "db", metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -159,15 +193,15 @@ func TestLocalCluster(t *testing.T) {
 			return false, ignoreNotFound(err)
 		}
 		return pvc.Status.Phase == corev1.ClaimBound, nil
-	}, c)
+	})
 
-	waitFor(t, ctx, "claim standard-claim Bound", func(ctx context.Context) (bool, error) {
+	waitFor("claim standard-claim Bound", func(ctx context.Context) (bool, error) {
 		p, err := cs.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "standard-claim", metav1.GetOptions{})
 		if err != nil {
 			return false, err
 		}
 		return p.Status.Phase == corev1.ClaimBound, nil
-	}, c)
+	})
 
 	// Delete the Deployment alone; the garbage collector must remove the rest.
 	if err := cs.AppsV1().Deployments(ns).Delete(ctx, "web", metav1.DeleteOptions{
@@ -175,7 +209,7 @@ func TestLocalCluster(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, "ReplicaSets and Pods of Deployment web garbage-collected", func(ctx context.Context) (bool, error) {
+	waitFor("ReplicaSets and Pods of Deployment web garbage-collected", func(ctx context.Context) (bool, error) {
 		rs, err := cs.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
 		if err != nil {
 			return false, err
@@ -185,45 +219,5 @@ func TestLocalCluster(t *testing.T) {
 			return false, err
 		}
 		return len(rs.Items) == 0 && len(ps.Items) == 0, nil
-	}, c)
-}
-
-// waitFor polls cond every half second for at most two minutes: a bound on a
-// hang, not a speed requirement. On failure it reports any dead process.
-func waitFor(t *testing.T, ctx context.Context, what string, cond func(context.Context) (bool, error), c *localcluster.Cluster) {
-	t.Helper()
-	var last error
-	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-		ok, err := cond(ctx)
-		if err != nil {
-			last = err // API errors may be transient; keep polling
-		}
-		return ok, nil
 	})
-	if err != nil {
-		msg := fmt.Sprintf("waiting for %s: %v", what, err)
-		if last != nil {
-			msg += fmt.Sprintf(" (last error: %v)", last)
-		}
-		if perr := c.Check(); perr != nil {
-			msg += "\n" + perr.Error()
-		}
-		t.Fatal(msg)
-	}
-}
-
-func deploymentAvailable(d *appsv1.Deployment) bool {
-	for _, c := range d.Status.Conditions {
-		if c.Type == appsv1.DeploymentAvailable {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
-func ignoreNotFound(err error) error {
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	return err
 }
