@@ -37,6 +37,8 @@ vet: ## go vet both modules.
 
 ##@ Test
 
+include hack/otelcol/otelcol.mk
+
 .PHONY: test
 test: verify-generated vet test-operator test-services ## Run every test (unit, golden, envtest, e2e, services).
 
@@ -44,9 +46,13 @@ test: verify-generated vet test-operator test-services ## Run every test (unit, 
 kube-binaries: ## Build (once, cached by version) kube-apiserver, etcd, controller-manager, scheduler and kwok.
 	hack/kube-binaries.sh cluster
 
+.PHONY: test-tools
+test-tools: kube-binaries otelcol ## Everything the operator tests run: Kubernetes binaries, otelcol, promtool, amtool.
+	hack/prometheus-tools.sh
+
 .PHONY: test-operator
-test-operator: kube-binaries ## Operator tests against a real API server (envtest) and a local cluster.
-	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh cluster | tail -1)" SHOP_E2E=1 \
+test-operator: test-tools ## Operator tests: real API server, real CRDs, otelcol, promtool, a local cluster.
+	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh cluster | tail -1)" SHOP_OTELCOL="$(SHOP_OTELCOL)" SHOP_E2E=1 \
 		go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-services
