@@ -27,14 +27,19 @@ const shopdUID = 65532
 // IstioInjectLabel asks Istio to inject its sidecar into a pod.
 const IstioInjectLabel = "sidecar.istio.io/inject"
 
+const istioProxyConfigAnnotation = "proxy.istio.io/config"
+
 const signingKeyDir = "/var/run/secrets/shop/auth"
 
 func intstrName(name string) intstr.IntOrString { return intstr.FromString(name) }
 
 func deployment(in render.Input, svc string, w shopv1.WorkloadSpec) *appsv1.Deployment {
-	podLabels := in.Labels(svc)
+	podLabels, podAnnotations := in.Labels(svc), map[string]string{}
 	if in.APIs.Istio && ptr.Deref(in.Spec.Gateway.Istio.Enabled, false) {
 		podLabels[IstioInjectLabel] = "true"
+		// The services reach their database and peers at start (migrations,
+		// JWKS): hold them until the sidecar can carry that traffic.
+		podAnnotations[istioProxyConfigAnnotation] = `{"holdApplicationUntilProxyStarts":true}`
 	}
 	d := &appsv1.Deployment{
 		ObjectMeta: in.ObjectMeta(in.Name(svc), svc),
@@ -49,7 +54,7 @@ func deployment(in render.Input, svc string, w shopv1.WorkloadSpec) *appsv1.Depl
 				},
 			},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: podLabels, Annotations: map[string]string{}},
+				ObjectMeta: metav1.ObjectMeta{Labels: podLabels, Annotations: podAnnotations},
 				Spec:       podSpec(in, svc, w),
 			},
 		},
