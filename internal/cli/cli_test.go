@@ -21,7 +21,7 @@ var env *testenv.Env
 
 func TestMain(m *testing.M) {
 	var err error
-	env, err = testenv.Start(testenv.Options{})
+	env, err = testenv.Start(testenv.Options{ThirdPartyCRDs: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -1,13 +1,16 @@
 package cli_test
 
 import (
+	"context"
 	"encoding/base64"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
@@ -116,6 +119,21 @@ func mustJSON(t *testing.T, u *unstructured.Unstructured) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestRenderedYAMLApplies sends every rendered object of the samples, as
+// printed (YAML round trip included), to the real API server with the real
+// third-party CRDs as a server-side dry run.
+func TestRenderedYAMLApplies(t *testing.T) {
+	res := run(t, "shopctl", "", "render", "-f", samples())
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	for _, u := range docs(t, res.stdout) {
+		if err := env.Client.Create(context.Background(), u, client.DryRunAll, client.FieldValidation(metav1.FieldValidationStrict)); err != nil {
+			t.Errorf("%s: %v", engine.Key(u), err)
+		}
+	}
 }
 
 func TestRenderOwnsAndNamespacesEveryChild(t *testing.T) {
