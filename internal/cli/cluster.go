@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/spf13/pflag"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -27,9 +28,14 @@ type clusterFlags struct {
 }
 
 func (f *clusterFlags) add(fs *pflag.FlagSet) {
+	f.addConnection(fs)
+	fs.StringVarP(&f.namespace, "namespace", "n", "", "namespace of the Shop (default: the context's namespace)")
+}
+
+// addConnection adds the flags that choose the cluster, not the namespace.
+func (f *clusterFlags) addConnection(fs *pflag.FlagSet) {
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
 	fs.StringVar(&f.context, "context", "", "kubeconfig context to use")
-	fs.StringVarP(&f.namespace, "namespace", "n", "", "namespace of the Shop (default: the context's namespace)")
 }
 
 // cluster is a connection to the cluster holding a Shop.
@@ -70,6 +76,15 @@ func newCluster(cfg *rest.Config, namespace string) (*cluster, error) {
 		return nil, err
 	}
 	return &cluster{dynamic: dyn, discovery: disc, namespace: namespace}, nil
+}
+
+// storedShop reads a Shop as it is stored, or nil when there is none.
+func (c *cluster) storedShop(ctx context.Context, namespace, name string) (*unstructured.Unstructured, error) {
+	u, err := c.dynamic.Resource(shopsResource).Namespace(namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	return u, err
 }
 
 // shop reads a Shop, as it is stored and as a typed object.

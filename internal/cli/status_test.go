@@ -205,3 +205,28 @@ func TestOpen(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateAgainstTheCluster(t *testing.T) {
+	ctx := context.Background()
+	shop := createShop(t, "validate-cluster", "db", shopv1.ShopSpec{
+		Databases: shopv1.Databases{Orders: shopv1.DatabaseSpec{Managed: &shopv1.ManagedDatabase{Version: "16"}}},
+	})
+	kc := kubeconfig(t, env.Config, "default")
+	change := func(version string) string {
+		return "apiVersion: commerce.shopplatform.io/v1alpha1\nkind: Shop\nmetadata: {name: db, namespace: " + shop.Namespace + "}\nspec: {databases: {orders: {managed: {version: \"" + version + "\"}}}}\n"
+	}
+	refused := run(t, "kubectl-shop", change("17"), "validate", "-f", "-", "--cluster", "--kubeconfig", kc)
+	if refused.code != 1 || !strings.Contains(refused.stderr, "version is immutable") {
+		t.Errorf("upgrade in place: exit %d, stderr %q", refused.code, refused.stderr)
+	}
+	// The cluster agrees.
+	live := shop.DeepCopy()
+	live.Spec.Databases.Orders.Managed.Version = "17"
+	if err := env.Client.Update(ctx, live); err == nil || !strings.Contains(err.Error(), "version is immutable") {
+		t.Errorf("the API server: %v", err)
+	}
+	same := run(t, "kubectl-shop", change("16")+"---\n"+strings.ReplaceAll(change("17"), "name: db", "name: fresh"), "validate", "-f", "-", "--cluster", "--kubeconfig", kc)
+	if same.code != 0 || same.stdout != "shop/db is valid\nshop/fresh is valid\n" {
+		t.Errorf("unchanged and new Shops: exit %d, stdout %q, stderr %q", same.code, same.stdout, same.stderr)
+	}
+}

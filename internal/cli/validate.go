@@ -1,6 +1,9 @@
 package cli
 
 import (
+	"cmp"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -13,6 +16,8 @@ import (
 func newValidateCmd() *cobra.Command {
 	var files, oldFiles []string
 	var namespace string
+	var fromCluster bool
+	var conn clusterFlags
 	cmd := &cobra.Command{
 		Use:   "validate -f SHOP.yaml",
 		Short: "Check Shops exactly as the API server does",
@@ -20,17 +25,27 @@ func newValidateCmd() *cobra.Command {
 does on create: schema, defaults, CEL rules, unknown fields. With --old, each Shop is
 checked as an update of the Shop of the same namespace and name in the old files, so
 the rules that protect data (immutable storage class, Postgres version, shrinking
-storage, managed <-> external) apply too. It prints "shop/<name> is valid" for each
+storage, managed <-> external) apply too. With --cluster, the old Shops are the ones
+stored in the cluster (KUBECONFIG): "would the cluster accept this change?". It prints "shop/<name> is valid" for each
 valid Shop, or the API server's messages and exits with code 1.`,
 		Example: `  shopctl validate -f shop.yaml
-  git show HEAD~1:shop.yaml > /tmp/old.yaml && shopctl validate -f shop.yaml --old /tmp/old.yaml`,
+  git show HEAD~1:shop.yaml > /tmp/old.yaml && shopctl validate -f shop.yaml --old /tmp/old.yaml
+  kubectl shop validate -f shop.yaml --cluster`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			docs, err := readShops(files, cmd.InOrStdin(), cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
+			if fromCluster && len(oldFiles) > 0 {
+				return errors.New("--old and --cluster both name the old Shops: use one")
+			}
 			var olds map[string]*unstructured.Unstructured
+			if fromCluster {
+				if olds, err = storedShops(cmd.Context(), conn, docs, namespace); err != nil {
+					return err
+				}
+			}
 			if len(oldFiles) > 0 {
 				oldDocs, err := readShops(oldFiles, cmd.InOrStdin(), cmd.ErrOrStderr())
 				if err != nil {
@@ -58,7 +73,29 @@ valid Shop, or the API server's messages and exits with code 1.`,
 	cmd.Flags().StringSliceVarP(&files, "filename", "f", nil, "files with Shops (YAML or JSON, several documents each); - reads stdin")
 	cmd.Flags().StringSliceVar(&oldFiles, "old", nil, "files with the current Shops: validate the Shops as updates of these")
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", "default", "namespace of Shops whose metadata has none")
+	cmd.Flags().BoolVar(&fromCluster, "cluster", false, "validate the Shops as updates of the Shops stored in the cluster (when they exist)")
+	conn.addConnection(cmd.Flags())
 	return cmd
+}
+
+// storedShops reads the stored version of each Shop that exists in the cluster.
+func storedShops(ctx context.Context, conn clusterFlags, docs []document, namespace string) (map[string]*unstructured.Unstructured, error) {
+	c, err := conn.connect()
+	if err != nil {
+		return nil, err
+	}
+	olds := map[string]*unstructured.Unstructured{}
+	for _, d := range docs {
+		ns := cmp.Or(d.obj.GetNamespace(), namespace)
+		stored, err := c.storedShop(ctx, ns, d.obj.GetName())
+		if err != nil {
+			return nil, fmt.Errorf("reading shop %s/%s: %w", ns, d.obj.GetName(), err)
+		}
+		if stored != nil {
+			olds[ns+"/"+d.obj.GetName()] = stored
+		}
+	}
+	return olds, nil
 }
 
 // validateShops validates every Shop (as an update of olds[namespace/name]
