@@ -108,6 +108,17 @@ var invalidShops = []invalidCase{
 	{name: "slo availability pattern", spec: `observability: {alerting: {slo: {availability: "80"}}}`, want: `spec.observability.alerting.slo.availability: Invalid value: "80"`},
 	{name: "receiver name pattern", spec: "observability:\n  alerting:\n    receivers:\n    - name: On_Call\n      " + receiverSlack, want: `spec.observability.alerting.receivers[0].name: Invalid value: "On_Call"`},
 	{name: "duplicate env names", spec: `workloads: {frontend: {env: [{name: A, value: "1"}, {name: A, value: "2"}]}}`, want: `spec.workloads.frontend.env[1]: Duplicate value: {"name":"A"}`},
+	{name: "too many env vars", spec: `workloads: {payment: {env: [` + envs(65) + `]}}`, want: `spec.workloads.payment.env: Too many: 65: must have at most 64 items`},
+	{name: "too many receivers", spec: "observability:\n  alerting:\n    receivers:\n" + receivers(17), want: `spec.observability.alerting.receivers: Too many: 17: must have at most 16 items`},
+	{name: "duplicate receiver names", spec: "observability:\n  alerting:\n    receivers:\n" + receivers(1) + receivers(1), want: `spec.observability.alerting.receivers[1]: Duplicate value: {"name":"r0"}`},
+	{name: "slack channel length", spec: "observability:\n  alerting:\n    receivers:\n    - name: chat\n      slack: {channel: " + strings.Repeat("c", 81) + ", apiURLSecretRef: {name: s, key: k}}", want: `spec.observability.alerting.receivers[0].slack.channel: Too long: may not be more than 80 bytes`},
+	{name: "email smarthost required", spec: "observability:\n  alerting:\n    receivers:\n    - name: mail\n      email: {to: ops@example.com}", want: `spec.observability.alerting.receivers[0].email.smarthost: Required value`},
+	{name: "secret key empty", spec: `observability: {datadog: {enabled: true, apiKeySecretRef: {name: dd, key: ""}}}`, want: `spec.observability.datadog.apiKeySecretRef.key: Invalid value: ""`},
+	{name: "grafana labels size", spec: `observability: {grafana: {labels: {` + labels(17) + `}}}`, want: `spec.observability.grafana.labels: Too many: 17: must have at most 16 items`},
+	{name: "prometheus selector labels size", spec: `observability: {prometheus: {selectorLabels: {` + labels(17) + `}}}`, want: `spec.observability.prometheus.selectorLabels: Too many: 17: must have at most 16 items`},
+	{name: "slo latency target pattern", spec: `observability: {alerting: {slo: {latencyTarget: "100"}}}`, want: `spec.observability.alerting.slo.latencyTarget: Invalid value: "100"`},
+	{name: "storage class name length", spec: `databases: {auth: {managed: {storageClassName: ` + strings.Repeat("s", 254) + `}}}`, want: `spec.databases.auth.managed.storageClassName: Too long: may not be more than 253 bytes`},
+	{name: "tls secret name length", spec: `gateway: {tlsSecretName: ` + strings.Repeat("t", 254) + `}`, want: `spec.gateway.tlsSecretName: Too long: may not be more than 253 bytes`},
 	{name: "external secret name required", spec: `databases: {catalog: {external: {}}}`, want: `spec.databases.catalog.external.secretName: Required value`},
 	{name: "external secret name empty", spec: `databases: {catalog: {external: {secretName: ""}}}`, want: `spec.databases.catalog.external.secretName: Invalid value: "": spec.databases.catalog.external.secretName in body should be at least 1 chars long`},
 	{name: "email to too short", spec: "observability:\n  alerting:\n    receivers:\n    - name: mail\n      email: {to: a, smarthost: 'smtp:25'}", want: `spec.observability.alerting.receivers[0].email.to: Invalid value: "a"`},
@@ -140,6 +151,22 @@ func hosts(n int) string {
 		h = append(h, fmt.Sprintf("h%d.example.com", i))
 	}
 	return strings.Join(h, ", ")
+}
+
+func envs(n int) string {
+	var e []string
+	for i := range n {
+		e = append(e, fmt.Sprintf("{name: V%d, value: x}", i))
+	}
+	return strings.Join(e, ", ")
+}
+
+func receivers(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "    - name: r%d\n      webhook: {urlSecretRef: {name: s, key: k}}\n", i)
+	}
+	return b.String()
 }
 
 func labels(n int) string {
