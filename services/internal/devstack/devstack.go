@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -294,4 +295,35 @@ func freeAddr() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
+}
+
+// CPUTime is the user+system CPU time the named services' processes have
+// used so far (from /proc; Linux only).
+func (st *Stack) CPUTime(names ...string) (time.Duration, error) {
+	var total time.Duration
+	for _, n := range names {
+		s := st.Services[n]
+		if s == nil || s.cmd == nil || s.cmd.Process == nil {
+			return 0, fmt.Errorf("no running service %q", n)
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+		if err != nil {
+			return 0, err
+		}
+		// Fields after the parenthesised command: state is field 3; utime
+		// and stime are fields 14 and 15, in clock ticks (100 per second).
+		i := strings.LastIndexByte(string(b), ')')
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 13 {
+			return 0, fmt.Errorf("short /proc stat for %s", n)
+		}
+		for _, v := range f[11:13] {
+			ticks, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return 0, err
+			}
+			total += time.Duration(ticks) * 10 * time.Millisecond
+		}
+	}
+	return total, nil
 }

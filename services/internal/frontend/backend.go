@@ -28,7 +28,7 @@ type Problem struct {
 	} `json:"errors"`
 	TraceID string `json:"trace_id"`
 	// Unreachable is set when no answer came (connection refused, timeout).
-	Unreachable bool `json:"-"`
+	Unreachable bool   `json:"-"`
 	Service     string `json:"-"`
 }
 

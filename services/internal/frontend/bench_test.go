@@ -32,3 +32,29 @@ func BenchmarkProductPage(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkHomePage: a product list and the categories (two concurrent
+// calls to the fake) and the grid's render.
+func BenchmarkHomePage(b *testing.B) {
+	back := httptest.NewServer(newFakeShop())
+	defer back.Close()
+	srv, err := New(Options{AuthURL: back.URL, CatalogURL: back.URL, OrdersURL: back.URL})
+	if err != nil {
+		b.Fatal(err)
+	}
+	front := httptest.NewServer(srv)
+	defer front.Close()
+	c := &http.Client{}
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := c.Get(front.URL + "/")
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b.Fatal(resp.Status)
+		}
+	}
+}

@@ -410,7 +410,6 @@ func (s *Server) checkoutPage(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "checkout", pageData{Title: "Checkout", Nav: "cart", Data: d})
 }
 
-
 func validKey(k string) bool {
 	if len(k) < 16 || len(k) > 64 {
 		return false

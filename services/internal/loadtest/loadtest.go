@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -27,6 +28,11 @@ type Config struct {
 	// Do sends one request; worker is 0..Concurrency-1 and seq is the global
 	// sequence number, so callers can make keys unique.
 	Do func(ctx context.Context, worker, seq int) error
+	// CPU, when set, reads a CPU-time counter (e.g. the server processes'
+	// user+system time) before and after the run; the difference per request
+	// is reported. Unlike requests/s it barely moves when other programs
+	// compete for the cores.
+	CPU func() time.Duration
 }
 
 // Result is one run's figures.
@@ -39,11 +45,15 @@ type Result struct {
 	RPS           float64
 	P50, P90, P99 time.Duration
 	Max           time.Duration
+	CPUPerRequest time.Duration // zero without Config.CPU
 }
 
 func (r Result) String() string {
 	s := fmt.Sprintf("%-34s %7d req %6.0f req/s  p50 %8s  p90 %8s  p99 %8s  max %8s  errors %d",
 		r.Name, r.Requests, r.RPS, round(r.P50), round(r.P90), round(r.P99), round(r.Max), r.Errors)
+	if r.CPUPerRequest > 0 {
+		s += fmt.Sprintf("  cpu/req %s", round(r.CPUPerRequest))
+	}
 	if r.FirstError != "" {
 		s += " (first: " + r.FirstError + ")"
 	}
@@ -88,6 +98,10 @@ func Run(ctx context.Context, c Config) (Result, error) {
 		issued   atomic.Int64
 		wg       sync.WaitGroup
 	)
+	var cpu0 time.Duration
+	if c.CPU != nil {
+		cpu0 = c.CPU()
+	}
 	start := time.Now()
 	for w := 0; w < c.Concurrency; w++ {
 		wg.Go(func() {
@@ -122,6 +136,9 @@ func Run(ctx context.Context, c Config) (Result, error) {
 	elapsed := time.Since(start)
 	slices.Sort(lat)
 	r := Result{Name: c.Name, Requests: len(lat), Errors: errs, FirstError: firstErr, Elapsed: elapsed}
+	if c.CPU != nil && len(lat) > 0 {
+		r.CPUPerRequest = (c.CPU() - cpu0) / time.Duration(len(lat))
+	}
 	if len(lat) > 0 {
 		r.RPS = float64(len(lat)) / elapsed.Seconds()
 		r.P50, r.P90, r.P99, r.Max = pct(lat, 50), pct(lat, 90), pct(lat, 99), lat[len(lat)-1]
@@ -147,4 +164,13 @@ func Client(concurrency int) *http.Client {
 			IdleConnTimeout:     30 * time.Second,
 		},
 	}
+}
+
+// SelfCPU is this process's user+system CPU time.
+func SelfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

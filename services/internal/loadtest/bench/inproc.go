@@ -76,7 +76,8 @@ func inproc(ctx context.Context) error {
 	defer srv.Close()
 	url := srv.URL + "/api/catalog/products?page_size=20"
 	c := loadtest.Client(*flagConc)
-	r, err := loadtest.Run(ctx, loadtest.Config{Name: name, Concurrency: *flagConc, Requests: *flagN, Duration: *flagDur, Warmup: 200,
+	// CPU: this whole process, load driver included (the same in every variant).
+	r, err := loadtest.Run(ctx, loadtest.Config{Name: name, Concurrency: *flagConc, Requests: *flagN, Duration: *flagDur, Warmup: 200, CPU: loadtest.SelfCPU,
 		Do: func(ctx context.Context, _, _ int) error { return fetch(ctx, c, "GET", url, nil, nil, http.StatusOK) }})
 	if err != nil {
 		return err

@@ -133,18 +133,31 @@ func all(ctx context.Context) error {
 		return fmt.Errorf("create the bench product: %w", err)
 	}
 
+	// CPU per request of the services involved (Postgres not included).
+	cpuOf := func(names ...string) func() time.Duration {
+		return func() time.Duration {
+			d, err := st.CPUTime(names...)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "cpu:", err)
+			}
+			return d
+		}
+	}
 	cat := st.Services["catalog"].URL()
-	if err := runOne(loadtest.Config{Name: "catalog list (API, 20/page)", Requests: *flagN, Warmup: 100, Do: get(cat + "/api/catalog/products?page_size=20")}); err != nil {
+	if err := runOne(loadtest.Config{Name: "catalog list (API, 20/page)", Requests: *flagN, Warmup: 100, CPU: cpuOf("catalog"), Do: get(cat + "/api/catalog/products?page_size=20")}); err != nil {
 		return err
 	}
-	if err := runOne(loadtest.Config{Name: "catalog product (API)", Requests: *flagN, Warmup: 100, Do: get(cat + "/api/catalog/products/" + sku)}); err != nil {
+	if err := runOne(loadtest.Config{Name: "catalog product (API)", Requests: *flagN, Warmup: 100, CPU: cpuOf("catalog"), Do: get(cat + "/api/catalog/products/" + sku)}); err != nil {
+		return err
+	}
+	if err := runOne(loadtest.Config{Name: "catalog categories (API)", Requests: *flagN, Warmup: 100, CPU: cpuOf("catalog"), Do: get(cat + "/api/catalog/categories")}); err != nil {
 		return err
 	}
 	fe := st.Frontend()
-	if err := runOne(loadtest.Config{Name: "storefront home page (HTML)", Requests: *flagN, Warmup: 50, Do: get(fe + "/")}); err != nil {
+	if err := runOne(loadtest.Config{Name: "storefront home page (HTML)", Requests: *flagN, Warmup: 50, CPU: cpuOf("frontend", "catalog"), Do: get(fe + "/")}); err != nil {
 		return err
 	}
-	if err := runOne(loadtest.Config{Name: "storefront product page (HTML)", Requests: *flagN, Warmup: 50, Do: get(fe + "/products/" + sku)}); err != nil {
+	if err := runOne(loadtest.Config{Name: "storefront product page (HTML)", Requests: *flagN, Warmup: 50, CPU: cpuOf("frontend", "catalog"), Do: get(fe + "/products/" + sku)}); err != nil {
 		return err
 	}
 
@@ -168,6 +181,7 @@ func all(ctx context.Context) error {
 	run := fmt.Sprint(time.Now().UnixNano())
 	var keys atomic.Int64 // unique across rounds
 	if err := runOne(loadtest.Config{Name: "full checkout (orders API saga)", Concurrency: conc, Requests: *flagCheckN, Warmup: 10, Duration: 2 * *flagDur,
+		CPU: cpuOf("orders", "catalog", "payment", "auth"),
 		Do: func(ctx context.Context, w, _ int) error {
 			h := bearer(toks[w])
 			h.Set("Idempotency-Key", fmt.Sprintf("bench-%s-%d", run, keys.Add(1)))
@@ -222,10 +236,10 @@ func printSummary(rs []loadtest.Result) {
 		return
 	}
 	fmt.Printf("\n## Summary (median of %d rounds; load average now %s)\n\n", *flagRounds, loadavg())
-	fmt.Println("| scenario | requests | req/s | p50 | p90 | p99 | errors |")
-	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+	fmt.Println("| scenario | requests | req/s | p50 | p90 | p99 | CPU per request | errors |")
+	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, r := range rs {
-		fmt.Printf("| %s | %d | %.0f | %s | %s | %s | %d |\n", r.Name, r.Requests, r.RPS, round(r.P50), round(r.P90), round(r.P99), r.Errors)
+		fmt.Printf("| %s | %d | %.0f | %s | %s | %s | %s | %d |\n", r.Name, r.Requests, r.RPS, round(r.P50), round(r.P90), round(r.P99), round(r.CPUPerRequest), r.Errors)
 	}
 }
 
