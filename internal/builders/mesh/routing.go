@@ -79,7 +79,10 @@ func gateway(in render.Input) *networkingv1.Gateway {
 			Port:  &netv1alpha3.Port{Number: 443, Name: "https", Protocol: "HTTPS"},
 			Hosts: hosts,
 			// The Secret must live in the ingress gateway's namespace.
-			Tls: &netv1alpha3.ServerTLSSettings{Mode: netv1alpha3.ServerTLSSettings_SIMPLE, CredentialName: secret},
+			Tls: &netv1alpha3.ServerTLSSettings{
+				Mode: netv1alpha3.ServerTLSSettings_SIMPLE, CredentialName: secret,
+				MinProtocolVersion: netv1alpha3.ServerTLSSettings_TLSV1_2,
+			},
 		})
 	}
 	g := &networkingv1.Gateway{ObjectMeta: in.ObjectMeta(in.Shop.Name, "gateway")}
