@@ -29,7 +29,7 @@ var apiNames = map[string]func(*render.APIs) *bool{
 
 func newRenderCmd() *cobra.Command {
 	var files []string
-	var namespace string
+	var namespace, environment string
 	var apis []string
 	cmd := &cobra.Command{
 		Use:   "render -f SHOP.yaml",
@@ -40,7 +40,8 @@ same code path as the controller, sorted and byte-for-byte stable. Generated sec
 values (database passwords, signing keys) are printed as "<generated>", never real.`,
 		Example: `  shopctl render -f config/samples/commerce_v1alpha1_shop_production.yaml
   kustomize build overlays/prod | shopctl render -f - --namespace shop
-  shopctl render -f shop.yaml --apis none      # a cluster without Istio, prometheus-operator, otel`,
+  shopctl render -f shop.yaml --apis none      # a cluster without Istio, prometheus-operator, otel
+  shopctl render -f shop.yaml --environment production   # the same Shop under another profile`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			sel, err := parseAPIs(apis)
@@ -51,6 +52,13 @@ values (database passwords, signing keys) are printed as "<generated>", never re
 			if err != nil {
 				return err
 			}
+			if environment != "" {
+				for _, d := range docs {
+					if err := unstructured.SetNestedField(d.obj.Object, environment, "spec", "environment"); err != nil {
+						return fmt.Errorf("%s: %w", d.source, err)
+					}
+				}
+			}
 			shops, err := validateShops(docs, nil, namespace, cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -60,6 +68,7 @@ values (database passwords, signing keys) are printed as "<generated>", never re
 	}
 	cmd.Flags().StringSliceVarP(&files, "filename", "f", nil, "files with Shops (YAML or JSON, several documents each); - reads stdin")
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", "default", "namespace of Shops whose metadata has none")
+	cmd.Flags().StringVar(&environment, "environment", "", "render every Shop with this spec.environment instead of its own (development, testing, production)")
 	cmd.Flags().StringSliceVar(&apis, "apis", []string{"istio", "prometheus", "alertmanager", "otel"},
 		"optional APIs the target cluster serves: istio, prometheus, alertmanager, otel; all or none")
 	return cmd

@@ -211,6 +211,25 @@ func TestRenderAPIsFlag(t *testing.T) {
 	}
 }
 
+func TestRenderEnvironmentOverride(t *testing.T) {
+	dev := filepath.Join(samples(), "commerce_v1alpha1_shop_development.yaml")
+	asProd := run(t, "shopctl", "", "render", "-f", dev, "--environment", "production")
+	if asProd.code != 0 {
+		t.Fatalf("exit %d: %s", asProd.code, asProd.stderr)
+	}
+	kinds := map[string]bool{}
+	for _, u := range docs(t, asProd.stdout) {
+		kinds[u.GetKind()] = true
+	}
+	if !kinds["PodDisruptionBudget"] || !kinds["HorizontalPodAutoscaler"] {
+		t.Errorf("the development sample rendered as production lacks PDBs or HPAs; kinds: %v", kinds)
+	}
+	bad := run(t, "shopctl", "", "render", "-f", dev, "--environment", "staging")
+	if bad.code != 1 || !strings.Contains(bad.stderr, `spec.environment: Unsupported value: "staging"`) {
+		t.Errorf("--environment staging: exit %d, stderr %q", bad.code, bad.stderr)
+	}
+}
+
 func TestRenderRefusesInvalidShops(t *testing.T) {
 	bad := `apiVersion: commerce.shopplatform.io/v1alpha1
 kind: Shop
