@@ -36,18 +36,18 @@ func serviceMonitors(in render.Input) []client.Object {
 			endpoint(in, ServiceAdminPort, "/metrics", static("service", svc))))
 	}
 
-	// The opentelemetry-operator names and labels the collector's Services;
-	// its base and monitoring Services carry the ports (the headless one would
-	// scrape everything twice).
+	// The opentelemetry-operator names and labels the collector's Services
+	// (instance <namespace>.<collector>): the gateway <shop> and, with tail
+	// sampling, the sampler tier <shop>-sampler. Their base and monitoring
+	// Services carry the ports (the headless one would scrape everything twice).
 	collector := metav1.LabelSelector{
-		MatchLabels: map[string]string{
-			"app.kubernetes.io/instance":   in.Shop.Namespace + "." + in.Shop.Name,
-			"app.kubernetes.io/managed-by": "opentelemetry-operator",
+		MatchLabels: map[string]string{"app.kubernetes.io/managed-by": "opentelemetry-operator"},
+		MatchExpressions: []metav1.LabelSelectorRequirement{
+			{Key: "app.kubernetes.io/instance", Operator: metav1.LabelSelectorOpIn, Values: []string{
+				in.Shop.Namespace + "." + in.Shop.Name, in.Shop.Namespace + "." + in.Name("sampler")}},
+			{Key: "operator.opentelemetry.io/collector-service-type", Operator: metav1.LabelSelectorOpIn,
+				Values: []string{"base", "monitoring"}},
 		},
-		MatchExpressions: []metav1.LabelSelectorRequirement{{
-			Key: "operator.opentelemetry.io/collector-service-type", Operator: metav1.LabelSelectorOpIn,
-			Values: []string{"base", "monitoring"},
-		}},
 	}
 	out = append(out, serviceMonitor(in, in.Name("collector"), collector,
 		endpoint(in, CollectorPrometheusPort, "/metrics", static("service", "collector")),
