@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -61,6 +62,9 @@ exactly as the API server does, and shows a Shop's children and URLs in a cluste
 	root.AddCommand(newRenderCmd(), newValidateCmd(), newStatusCmd(), newOpenCmd())
 	for _, cmd := range extra {
 		root.AddCommand(cmd())
+	}
+	for _, cmd := range root.Commands() { // examples name the binary as it is called
+		cmd.Example = strings.ReplaceAll(cmd.Example, "$CMD", display)
 	}
 	return root
 }

@@ -36,7 +36,7 @@ func newOpenCmd() *cobra.Command {
 the Jaeger UI when the Shop deploys Jaeger (its Service in the Shop's namespace), and
 Grafana when the cluster runs one (a Service labelled app.kubernetes.io/name=grafana),
 with the kubectl port-forward command that reaches each from a workstation.`,
-		Example: `  kubectl shop open demo -n shop`,
+		Example: `  $CMD open demo -n shop`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := flags.connect()

@@ -38,10 +38,10 @@ func newRenderCmd() *cobra.Command {
 as multi-document YAML, every child the operator would apply for each of them: the
 same code path as the controller, sorted and byte-for-byte stable. Generated secret
 values (database passwords, signing keys) are printed as "<generated>", never real.`,
-		Example: `  shopctl render -f config/samples/commerce_v1alpha1_shop_production.yaml
-  kustomize build overlays/prod | shopctl render -f - --namespace shop
-  shopctl render -f shop.yaml --apis none      # a cluster without Istio, prometheus-operator, otel
-  shopctl render -f shop.yaml --environment production   # the same Shop under another profile`,
+		Example: `  $CMD render -f config/samples/commerce_v1alpha1_shop_production.yaml
+  kustomize build overlays/prod | $CMD render -f - --namespace shop
+  $CMD render -f shop.yaml --apis none      # a cluster without Istio, prometheus-operator, otel
+  $CMD render -f shop.yaml --environment production   # the same Shop under another profile`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			sel, err := parseAPIs(apis)

@@ -33,8 +33,8 @@ func newStatusCmd() *cobra.Command {
 in its namespace (of every resource type the cluster serves), and prints them as a tree
 by owner reference, like kubectl tree: Shop -> Deployment -> ReplicaSet -> Pod, ...
 READY and STATUS are computed with kstatus, as the operator does.`,
-		Example: `  kubectl shop status demo -n shop
-  shopctl status demo --context kind-dev`,
+		Example: `  $CMD status demo -n shop
+  $CMD status demo --context kind-dev`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := flags.connect()

@@ -28,9 +28,9 @@ the rules that protect data (immutable storage class, Postgres version, shrinkin
 storage, managed <-> external) apply too. With --cluster, the old Shops are the ones
 stored in the cluster (KUBECONFIG): "would the cluster accept this change?". It prints "shop/<name> is valid" for each
 valid Shop, or the API server's messages and exits with code 1.`,
-		Example: `  shopctl validate -f shop.yaml
-  git show HEAD~1:shop.yaml > /tmp/old.yaml && shopctl validate -f shop.yaml --old /tmp/old.yaml
-  kubectl shop validate -f shop.yaml --cluster`,
+		Example: `  $CMD validate -f shop.yaml
+  git show HEAD~1:shop.yaml > /tmp/old.yaml && $CMD validate -f shop.yaml --old /tmp/old.yaml
+  $CMD validate -f shop.yaml --cluster`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			docs, err := readShops(files, cmd.InOrStdin(), cmd.ErrOrStderr())
