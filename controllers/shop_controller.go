@@ -89,6 +89,11 @@ func (r *ShopReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 	if err := r.Client.Get(ctx, req.NamespacedName, shop); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if !shop.DeletionTimestamp.IsZero() {
+		// The garbage collector is removing the children; re-creating them
+		// would fight it (and regenerate the Secrets it just deleted).
+		return ctrl.Result{}, nil
+	}
 	old := shop.DeepCopy()
 	st := newStatus(shop)
 
