@@ -286,3 +286,13 @@ func TestNoArgoCDTrackingOnChildren(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkBuild(b *testing.B) {
+	in := rendertest.Input(shopv1.ShopSpec{Environment: shopv1.Production})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := databases.Build(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -36,13 +36,14 @@ func Build(in render.Input) ([]client.Object, error) {
 		return nil, err
 	}
 	config := configMap(in)
+	configSum := checksum(config.Data)
 	objs = append(objs, signingKey, cookie, config)
 
 	for _, svc := range render.Services {
 		w := workload(in.Spec.ShopSpec, svc)
 		deploy := deployment(in, svc, w)
 		ann := deploy.Spec.Template.Annotations
-		ann[ConfigChecksumAnnotation] = checksum(config.Data)
+		ann[ConfigChecksumAnnotation] = configSum
 		if s := secretsOf(svc, signingKey, cookie, in); len(s) > 0 {
 			ann[SecretsChecksumAnnotation] = checksum(s)
 		}

@@ -376,6 +376,10 @@ func TestIstioInjection(t *testing.T) {
 	if got := label(rendertest.Input(shopv1.ShopSpec{})); got != "true" {
 		t.Errorf("istio on: inject label %q", got)
 	}
+	d := find(build(t, rendertest.Input(shopv1.ShopSpec{})), "Deployment", "demo-catalog")
+	if a, _, _ := unstructured.NestedString(d.Object, "spec", "template", "metadata", "annotations", "proxy.istio.io/config"); !strings.Contains(a, "holdApplicationUntilProxyStarts") {
+		t.Errorf("istio on: the app may start before its sidecar (proxy config %q)", a)
+	}
 	if got := label(rendertest.InputFor(rendertest.Shop(shopv1.ShopSpec{}), render.APIs{})); got != "" {
 		t.Errorf("no Istio in the cluster: inject label %q", got)
 	}
@@ -429,5 +433,15 @@ func TestMissingGeneratedSecretIsAnError(t *testing.T) {
 	delete(in.Generated, in.SigningKeySecretName())
 	if _, err := workloads.Build(in); err == nil || !strings.Contains(err.Error(), "demo-auth-signing-key") {
 		t.Errorf("err = %v, want one naming the missing Secret", err)
+	}
+}
+
+func BenchmarkBuild(b *testing.B) {
+	in := rendertest.Input(shopv1.ShopSpec{Environment: shopv1.Production})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := workloads.Build(in); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
