@@ -58,9 +58,9 @@ func Build(in render.Input) ([]client.Object, error) {
 
 // Reasons of the MeshReady condition.
 const (
-	ReasonIstioApplied  = "IstioApplied"
-	ReasonIstioNotFound = "IstioNotInstalled"
-	ReasonIstioDisabled = "IstioDisabled"
+	ReasonIstioApplied      = "IstioApplied"
+	ReasonIstioNotInstalled = "IstioNotInstalled"
+	ReasonIstioDisabled     = "IstioDisabled"
 )
 
 // Status describes the mesh for the Shop's MeshReady condition, assuming the
@@ -72,7 +72,7 @@ func Status(in render.Input) (ready bool, reason, message string) {
 	case ModeDisabled:
 		return true, ReasonIstioDisabled, "Istio is disabled in the Shop (gateway.istio.enabled: false): NetworkPolicies enforce who may call whom"
 	case ModeNoCRDs:
-		return true, ReasonIstioNotFound, "Istio CRDs not installed: NetworkPolicies enforce who may call whom"
+		return true, ReasonIstioNotInstalled, "Istio CRDs not installed: NetworkPolicies enforce who may call whom"
 	default:
 		return true, ReasonIstioApplied, fmt.Sprintf("Istio gateway, routing and security applied (mTLS %s)", in.Spec.Gateway.Istio.MTLSMode)
 	}

@@ -26,7 +26,7 @@ func TestStatus(t *testing.T) {
 	}{
 		{"istio", rendertest.Input(shopv1.ShopSpec{Environment: shopv1.Production}), mesh.ReasonIstioApplied, "mTLS STRICT", mesh.ModeIstio, true},
 		{"istio-development", rendertest.Input(shopv1.ShopSpec{}), mesh.ReasonIstioApplied, "mTLS PERMISSIVE", mesh.ModeIstio, true},
-		{"no-crds", rendertest.InputFor(rendertest.Shop(shopv1.ShopSpec{}), noIstio), mesh.ReasonIstioNotFound, "Istio CRDs not installed: NetworkPolicies enforce who may call whom", mesh.ModeNoCRDs, false},
+		{"no-crds", rendertest.InputFor(rendertest.Shop(shopv1.ShopSpec{}), noIstio), mesh.ReasonIstioNotInstalled, "Istio CRDs not installed: NetworkPolicies enforce who may call whom", mesh.ModeNoCRDs, false},
 		{"disabled", rendertest.Input(disabled), mesh.ReasonIstioDisabled, "disabled in the Shop", mesh.ModeDisabled, false},
 		{"disabled-no-crds", rendertest.InputFor(rendertest.Shop(disabled), noIstio), mesh.ReasonIstioDisabled, "disabled in the Shop", mesh.ModeDisabled, false},
 	} {
