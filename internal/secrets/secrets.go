@@ -24,6 +24,21 @@ const (
 	CookieSecretKey      = "cookie-secret"
 )
 
+// Keys of a database connection Secret. A managed database's credentials
+// Secret and a user's external database Secret have the same shape, so the
+// services read either the same way.
+const (
+	HostKey    = "host"
+	PortKey    = "port"
+	DBNameKey  = "dbname"
+	UserKey    = "user"
+	SSLModeKey = "sslmode" // optional
+)
+
+// ExternalDatabaseKeys must all be present in an external database's Secret
+// (PasswordKey included; SSLModeKey is optional).
+var ExternalDatabaseKeys = []string{HostKey, PortKey, DBNameKey, UserKey, PasswordKey}
+
 // CookieSecretName is the generated Secret with the frontend's cookie
 // signing secret (key cookie-secret): regenerating it would log every shopper
 // out and empty their carts.

@@ -18,15 +18,6 @@ import (
 	"github.com/shopplatform/shop-operator/internal/secrets"
 )
 
-// Keys of a managed database's credentials Secret besides the generated
-// passwords: everything a client needs to connect as the service's role.
-const (
-	HostKey   = "host"
-	PortKey   = "port"
-	DBNameKey = "dbname"
-	UserKey   = "user"
-)
-
 // Build returns the objects of every managed database.
 func Build(in render.Input) ([]client.Object, error) {
 	var objs []client.Object
@@ -57,7 +48,8 @@ func database(spec shopv1.ShopSpec, svc string) shopv1.DatabaseSpec {
 func component(svc string) string { return svc + "-db" }
 
 // credentials renders the generated passwords (created once, never
-// regenerated) together with the connection of the service's own role.
+// regenerated) together with the connection of the service's own role, in
+// the same shape as an external database's Secret.
 func credentials(in render.Input, svc string) (*corev1.Secret, error) {
 	name := in.DatabaseSecretName(svc)
 	gen, ok := in.Generated[name]
@@ -65,10 +57,10 @@ func credentials(in render.Input, svc string) (*corev1.Secret, error) {
 		return nil, fmt.Errorf("generated Secret %s has no values: the controller must fill it before rendering (secrets.Fill)", name)
 	}
 	data := map[string][]byte{
-		HostKey:   []byte(in.DatabaseName(svc)),
-		PortKey:   []byte(strconv.Itoa(render.PostgresPort)),
-		DBNameKey: []byte(svc),
-		UserKey:   []byte(svc),
+		secrets.HostKey:   []byte(in.DatabaseName(svc)),
+		secrets.PortKey:   []byte(strconv.Itoa(render.PostgresPort)),
+		secrets.DBNameKey: []byte(svc),
+		secrets.UserKey:   []byte(svc),
 	}
 	for _, k := range []string{secrets.PasswordKey, secrets.SuperuserPasswordKey} {
 		v, ok := gen[k]

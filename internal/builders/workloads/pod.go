@@ -200,12 +200,12 @@ func databaseEnv(in render.Input, svc string) []corev1.EnvVar {
 	if db.External != nil {
 		s := db.External.SecretName
 		return []corev1.EnvVar{
-			secretRef("PGHOST", s, "host", false),
-			secretRef("PGPORT", s, "port", false),
-			secretRef("PGDATABASE", s, "dbname", false),
-			secretRef("PGUSER", s, "user", false),
-			secretRef("PGPASSWORD", s, "password", false),
-			secretRef("PGSSLMODE", s, "sslmode", true),
+			secretRef("PGHOST", s, secrets.HostKey, false),
+			secretRef("PGPORT", s, secrets.PortKey, false),
+			secretRef("PGDATABASE", s, secrets.DBNameKey, false),
+			secretRef("PGUSER", s, secrets.UserKey, false),
+			secretRef("PGPASSWORD", s, secrets.PasswordKey, false),
+			secretRef("PGSSLMODE", s, secrets.SSLModeKey, true),
 		}
 	}
 	return []corev1.EnvVar{
