@@ -205,21 +205,28 @@ func batchConfig() map[string]any {
 // redactConfig masks card numbers, emails, bearer tokens and JWTs in span
 // and span event attributes, and in log bodies and attributes.
 func redactConfig() map[string]any {
-	var traces, logs []any
+	var spans, events, logs []any
 	for _, pat := range redactionPatterns {
 		all := func(path string) string {
 			return fmt.Sprintf(`replace_all_patterns(%s, "value", %q, %q)`, path, pat.re, redactedValue)
 		}
-		traces = append(traces, all("span.attributes"), all("spanevent.attributes"))
+		spans = append(spans, all("span.attributes"))
+		events = append(events, all("spanevent.attributes"))
 		logs = append(logs,
 			fmt.Sprintf(`replace_pattern(log.body, %q, %q) where IsString(log.body)`, pat.re, redactedValue),
 			all("log.attributes"))
 	}
+	// One group per context: statements of several contexts in one list
+	// run in the innermost one (span events), so span attributes of a span
+	// without events would never be redacted.
+	group := func(context string, statements []any) map[string]any {
+		return map[string]any{"context": context, "statements": statements}
+	}
 	return map[string]any{
 		// A statement that fails on one record must not drop the record.
 		"error_mode":       "ignore",
-		"trace_statements": traces,
-		"log_statements":   logs,
+		"trace_statements": []any{group("span", spans), group("spanevent", events)},
+		"log_statements":   []any{group("log", logs)},
 	}
 }
 
