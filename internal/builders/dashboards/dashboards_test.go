@@ -203,3 +203,12 @@ func walkPanels(node map[string]any, visit func(map[string]any)) {
 		visit(panel)
 	}
 }
+
+func BenchmarkBuild(b *testing.B) {
+	in := rendertest.Input(shopv1.ShopSpec{Environment: shopv1.Development})
+	for b.Loop() {
+		if _, err := dashboards.Build(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

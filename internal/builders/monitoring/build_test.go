@@ -204,3 +204,12 @@ func metav1Duration(s string) metav1.Duration {
 	}
 	return metav1.Duration{Duration: d}
 }
+
+func BenchmarkBuild(b *testing.B) {
+	in := rendertest.Input(everyReceiver(shopv1.Production))
+	for b.Loop() {
+		if _, err := monitoring.Build(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

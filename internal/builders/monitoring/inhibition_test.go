@@ -42,7 +42,10 @@ func TestInhibition(t *testing.T) {
 	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
 	base := "http://" + addr + "/api/v2/"
 	client := &http.Client{Timeout: 2 * time.Second}
-	if !poll(func() bool { r, err := client.Get(base + "status"); return err == nil && r.Body.Close() == nil && r.StatusCode == 200 }) {
+	if !poll(func() bool {
+		r, err := client.Get(base + "status")
+		return err == nil && r.Body.Close() == nil && r.StatusCode == 200
+	}) {
 		t.Fatalf("alertmanager did not start:\n%s", logs.String())
 	}
 
@@ -52,11 +55,11 @@ func TestInhibition(t *testing.T) {
 	}
 	body, _ := json.Marshal([]any{
 		alert(monitoring.AlertDatabaseDown, monitoring.Critical, "orders"),
-		alert(monitoring.AlertHighErrorRatio, monitoring.Warning, "orders"),  // inhibited: its database is down
+		alert(monitoring.AlertHighErrorRatio, monitoring.Warning, "orders"),    // inhibited: its database is down
 		alert(monitoring.AlertAvailabilityBurn, monitoring.Critical, "orders"), // inhibited: its database is down
-		alert(monitoring.AlertHighErrorRatio, monitoring.Critical, "catalog"), // fires
-		alert(monitoring.AlertHighErrorRatio, monitoring.Warning, "catalog"),  // inhibited: critical of the same alert
-		alert(monitoring.AlertHighErrorRatio, monitoring.Warning, "auth"),     // fires: nothing above it
+		alert(monitoring.AlertHighErrorRatio, monitoring.Critical, "catalog"),  // fires
+		alert(monitoring.AlertHighErrorRatio, monitoring.Warning, "catalog"),   // inhibited: critical of the same alert
+		alert(monitoring.AlertHighErrorRatio, monitoring.Warning, "auth"),      // fires: nothing above it
 	})
 	r, err := client.Post(base+"alerts", "application/json", bytes.NewReader(body))
 	if err != nil || r.StatusCode != 200 {

@@ -49,8 +49,11 @@ func serviceMonitors(in render.Input) []client.Object {
 				Values: []string{"base", "monitoring"}},
 		},
 	}
-	out = append(out, serviceMonitor(in, in.Name("collector"), collector,
-		endpoint(in, CollectorPrometheusPort, "/metrics", static("service", "collector")),
+	// The pipeline's metrics keep the labels the collector gives them (their
+	// own job and instance, from service.namespace and service.name).
+	pipeline := endpoint(in, CollectorPrometheusPort, "/metrics", static("service", "collector"))
+	pipeline.HonorLabels = true
+	out = append(out, serviceMonitor(in, in.Name("collector"), collector, pipeline,
 		endpoint(in, CollectorMonitoringPort, "/metrics", static("service", "collector"))))
 
 	// One monitor for the databases: keep only the Shop's database Services and
