@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -107,15 +108,37 @@ func SetupTelemetry(ctx context.Context, cfg Config, opts *TelemetryOptions) (*T
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	t.MetricsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true})
 
-	var h slog.Handler = &traceHandler{slog.NewJSONHandler(out, &slog.HandlerOptions{Level: cfg.LogLevel})}
+	var stdout slog.Handler = &traceHandler{slog.NewJSONHandler(out, &slog.HandlerOptions{Level: cfg.LogLevel})}
+	h := stdout
 	if lp != nil {
-		h = fanout{h, &levelHandler{otelslog.NewHandler(cfg.ServiceName, otelslog.WithLoggerProvider(lp)), cfg.LogLevel}}
+		h = fanout{stdout, &levelHandler{otelslog.NewHandler(cfg.ServiceName, otelslog.WithLoggerProvider(lp)), cfg.LogLevel}}
 	}
 	t.Logger = slog.New(h).With("service", cfg.ServiceName)
 	slog.SetDefault(t.Logger)
-	// Exporter errors (e.g. collector down) go to the log once per error, not as a flood of retries.
-	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { t.Logger.Warn("telemetry export failed", "err", err) }))
+	// Exporter errors (collector down) go to stdout only, never back into the
+	// OTLP log pipeline that may be the one failing, and at most every 30s.
+	otel.SetErrorHandler(&throttledErrors{log: slog.New(stdout).With("service", cfg.ServiceName), every: 30 * time.Second})
 	return t, nil
+}
+
+// throttledErrors logs OpenTelemetry export errors without flooding.
+type throttledErrors struct {
+	log        *slog.Logger
+	every      time.Duration
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+func (e *throttledErrors) Handle(err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if now := time.Now(); now.Sub(e.last) >= e.every {
+		e.log.Warn("telemetry export failed", "err", err, "suppressed", e.suppressed)
+		e.last, e.suppressed = now, 0
+		return
+	}
+	e.suppressed++
 }
 
 // Shutdown flushes and stops the providers.
