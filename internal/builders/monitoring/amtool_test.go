@@ -1,7 +1,6 @@
 package monitoring_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -55,12 +54,18 @@ func alertmanagerYAML(t *testing.T, amc *monitoringv1alpha1.AlertmanagerConfig) 
 				out[k] = d.String()
 			}
 		}
-		var children []any
-		for _, raw := range r.Routes {
-			var c monitoringv1alpha1.Route
-			if err := json.Unmarshal(raw.Raw, &c); err != nil {
-				t.Fatal(err)
+		for _, m := range r.Matchers {
+			if err := m.Validate(); err != nil {
+				t.Errorf("matcher %v: %v", m, err)
 			}
+		}
+		// ChildRoutes decodes child routes the way prometheus-operator does.
+		kids, err := r.ChildRoutes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var children []any
+		for _, c := range kids {
 			children = append(children, route(c))
 		}
 		if children != nil {
@@ -76,6 +81,9 @@ func alertmanagerYAML(t *testing.T, amc *monitoringv1alpha1.AlertmanagerConfig) 
 	for _, r := range amc.Spec.Receivers {
 		out := map[string]any{"name": prefix + r.Name}
 		for _, c := range r.SlackConfigs {
+			if err := c.Validate(); err != nil {
+				t.Errorf("slack config of %s: %v", r.Name, err)
+			}
 			out["slack_configs"] = []any{map[string]any{"api_url": secret(c.APIURL), "channel": *c.Channel, "send_resolved": *c.SendResolved}}
 		}
 		for _, c := range r.PagerDutyConfigs {

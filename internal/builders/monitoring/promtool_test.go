@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"sigs.k8s.io/yaml"
 
@@ -40,9 +43,16 @@ func run(t *testing.T, dir, bin string, args ...string) string {
 // TestPromtoolCheckRules checks every environment's rules with promtool.
 func TestPromtoolCheckRules(t *testing.T) {
 	promtool := tool(t, "promtool")
-	for _, e := range []shopv1.Environment{shopv1.Testing, shopv1.Production} {
-		t.Run(string(e), func(t *testing.T) {
-			rule := prometheusRule(t, rendertest.Input(shopv1.ShopSpec{Environment: e}))
+	custom := shopv1.ShopSpec{Environment: shopv1.Production}
+	custom.Observability.Alerting.SLO = shopv1.SLOSpec{Availability: "99.95", LatencyTarget: "95.5",
+		LatencyThreshold: &metav1.Duration{Duration: time.Second}}
+	for name, spec := range map[string]shopv1.ShopSpec{
+		"testing":    {Environment: shopv1.Testing},
+		"production": {Environment: shopv1.Production},
+		"custom-slo": custom,
+	} {
+		t.Run(name, func(t *testing.T) {
+			rule := prometheusRule(t, rendertest.Input(spec))
 			dir := t.TempDir()
 			writeYAML(t, filepath.Join(dir, "rules.yaml"), rule.Spec)
 			run(t, dir, promtool, "check", "rules", "rules.yaml")
