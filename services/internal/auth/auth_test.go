@@ -5,11 +5,16 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -292,5 +297,31 @@ func TestPasswordHash(t *testing.T) {
 	}
 	if _, err := CheckPassword("$2a$10$garbage", "pw"); err == nil {
 		t.Fatal("garbage hash accepted")
+	}
+}
+
+func TestLoadSigningKey(t *testing.T) {
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	good := filepath.Join(dir, "key.pem")
+	os.WriteFile(good, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	got, err := LoadSigningKey(good)
+	if err != nil || !got.Equal(key) {
+		t.Fatalf("load: %v", err)
+	}
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 1024)
+	der, _ = x509.MarshalPKCS8PrivateKey(rsaKey)
+	wrong := filepath.Join(dir, "rsa.pem")
+	os.WriteFile(wrong, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	garbage := filepath.Join(dir, "garbage.pem")
+	os.WriteFile(garbage, []byte("not pem"), 0o600)
+	for _, f := range []string{wrong, garbage, filepath.Join(dir, "missing.pem")} {
+		if _, err := LoadSigningKey(f); err == nil {
+			t.Errorf("%s accepted", f)
+		}
 	}
 }

@@ -140,31 +140,34 @@ func (m *memLedger) Refund(_ context.Context, r *Refund) (*Charge, error) {
 type pgLedger struct{ db *pgxpool.Pool }
 
 func (p *pgLedger) BeginKey(ctx context.Context, user, key, fp string) (*Stored, error) {
-	tag, err := p.db.Exec(ctx, `INSERT INTO idempotency_keys (user_id, key, fingerprint) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, user, key, fp)
-	if err != nil {
-		return nil, err
+	// Two rounds: the row may be abandoned (deleted) between the insert and the read.
+	for round := 0; round < 2; round++ {
+		tag, err := p.db.Exec(ctx, `INSERT INTO idempotency_keys (user_id, key, fingerprint) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, user, key, fp)
+		if err != nil {
+			return nil, err
+		}
+		if tag.RowsAffected() == 1 {
+			return nil, nil
+		}
+		var gotFP string
+		var status *int
+		var body []byte
+		err = p.db.QueryRow(ctx, `SELECT fingerprint, status_code, body FROM idempotency_keys WHERE user_id=$1 AND key=$2`, user, key).Scan(&gotFP, &status, &body)
+		if errors.Is(err, pgx.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if gotFP != fp {
+			return nil, errKeyReused
+		}
+		if status == nil {
+			return nil, errKeyInFlight
+		}
+		return &Stored{Status: *status, Body: body}, nil
 	}
-	if tag.RowsAffected() == 1 {
-		return nil, nil
-	}
-	var gotFP string
-	var status *int
-	var body []byte
-	err = p.db.QueryRow(ctx, `SELECT fingerprint, status_code, body FROM idempotency_keys WHERE user_id=$1 AND key=$2`, user, key).Scan(&gotFP, &status, &body)
-	if errors.Is(err, pgx.ErrNoRows) {
-		// Abandoned in between: try again once.
-		return p.BeginKey(ctx, user, key, fp)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if gotFP != fp {
-		return nil, errKeyReused
-	}
-	if status == nil {
-		return nil, errKeyInFlight
-	}
-	return &Stored{Status: *status, Body: body}, nil
+	return nil, errKeyInFlight
 }
 
 func (p *pgLedger) FinishKey(ctx context.Context, user, key string, st Stored) error {

@@ -2,6 +2,7 @@ package pgtest
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -20,5 +21,14 @@ func TestFreshDatabases(t *testing.T) {
 		if _, err := conn.Exec(t.Context(), "CREATE TABLE x (id int)"); err != nil {
 			t.Fatalf("database %d not fresh: %v", i, err)
 		}
+	}
+}
+
+func TestMissingBinariesFailClearly(t *testing.T) {
+	t.Setenv("PGTEST_BINDIR", t.TempDir())
+	defer func(d string) { BinDir = d }(BinDir)
+	_, err := Start()
+	if err == nil || !strings.Contains(err.Error(), "postgresql-15") {
+		t.Fatalf("want a clear error naming postgresql-15, got %v", err)
 	}
 }
