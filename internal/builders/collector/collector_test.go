@@ -297,3 +297,57 @@ func TestGating(t *testing.T) {
 		}
 	}
 }
+
+func TestExporters(t *testing.T) {
+	summary := func(in render.Input) string {
+		var parts []string
+		for _, e := range collector.Exporters(in) {
+			s := fmt.Sprintf("%s:%s", e.Name, e.Reason)
+			if e.Secret != nil {
+				s += "(" + e.Secret.Name + "/" + e.Secret.Key + ")"
+			}
+			parts = append(parts, s)
+		}
+		return strings.Join(parts, " ")
+	}
+	all := withExporters(shopv1.Production, exporters...)
+	for _, tc := range []struct {
+		name string
+		in   render.Input
+		want string
+	}{
+		{"all on", rendertest.Input(all),
+			"jaeger:Configured loki:Configured datadog:Configured(datadog/api-key) newrelic:Configured(newrelic/license-key)"},
+		{"some on", rendertest.Input(withExporters(shopv1.Production, "loki", "datadog")),
+			"jaeger:Disabled loki:Configured datadog:Configured(datadog/api-key) newrelic:Disabled"},
+		{"no operator", rendertest.InputFor(rendertest.Shop(all), render.APIs{}),
+			"jaeger:OpenTelemetryOperatorMissing loki:OpenTelemetryOperatorMissing datadog:OpenTelemetryOperatorMissing newrelic:OpenTelemetryOperatorMissing"},
+	} {
+		if got := summary(tc.in); got != tc.want {
+			t.Errorf("%s: Exporters = %s, want %s", tc.name, got, tc.want)
+		}
+	}
+	off := all.DeepCopy()
+	off.Observability.Collector.Enabled = ptr.To(false)
+	for _, e := range collector.Exporters(rendertest.Input(*off)) {
+		if e.Reason != "CollectorDisabled" || e.Rendered {
+			t.Errorf("collector off: %+v, want CollectorDisabled", e)
+		}
+	}
+	// Every rendered exporter names where it sends.
+	for _, e := range collector.Exporters(rendertest.Input(all)) {
+		if !strings.Contains(e.Message, ".") {
+			t.Errorf("%s: message %q names no endpoint", e.Name, e.Message)
+		}
+	}
+}
+
+func BenchmarkBuild(b *testing.B) {
+	in := rendertest.Input(withExporters(shopv1.Production, exporters...))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := collector.Build(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -139,3 +139,49 @@ func SecretRefs(in render.Input) []SecretRef {
 	}
 	return refs
 }
+
+// Exporter is the state of one switchable exporter, for the Shop's status:
+// the controller adds whether its Secret exists (see SecretRefs).
+type Exporter struct {
+	// Name: jaeger, loki, datadog or newrelic.
+	Name string
+	// Enabled: the Shop asks for it.
+	Enabled bool
+	// Rendered: it is in the rendered collector's configuration.
+	Rendered bool
+	// Reason (CamelCase, for a condition) and Message say why, or where it sends.
+	Reason, Message string
+	// Secret the exporter reads its credentials from, if any.
+	Secret *SecretRef
+}
+
+// Exporters returns the state of every switchable exporter, in a stable order.
+func Exporters(in render.Input) []Exporter {
+	p := newPlan(in)
+	o := in.Spec.Observability
+	secrets := map[string]*SecretRef{}
+	for _, ref := range SecretRefs(in) {
+		secrets[ref.For] = &ref
+	}
+	one := func(name string, enabled bool, target string) Exporter {
+		e := Exporter{Name: name, Enabled: enabled, Secret: secrets[name]}
+		switch {
+		case !enabled:
+			e.Reason, e.Message = "Disabled", name+" is not enabled in the Shop"
+		case !in.APIs.OpenTelemetryOperator:
+			e.Reason, e.Message = "OpenTelemetryOperatorMissing",
+				"the cluster does not serve opentelemetry.io/v1beta1 OpenTelemetryCollector: install the opentelemetry-operator"
+		case !p.collector:
+			e.Reason, e.Message = "CollectorDisabled", "observability.collector.enabled is false: nothing exports to "+name
+		default:
+			e.Rendered, e.Reason, e.Message = true, "Configured", "the collector exports to "+target
+		}
+		return e
+	}
+	return []Exporter{
+		one("jaeger", p.jaeger, p.jaegerEndpoint),
+		one("loki", p.loki, p.lokiEndpoint),
+		one("datadog", p.datadog, "Datadog ("+o.Datadog.Site+")"),
+		one("newrelic", p.newRelic, "New Relic ("+p.newRelicEndpoint+")"),
+	}
+}
