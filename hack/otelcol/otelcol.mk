@@ -15,3 +15,12 @@ SHOP_OTELCOL ?= $$($(OTELCOL_BUILD) | tail -1)
 .PHONY: otelcol
 otelcol: ## Build the collector that validates the rendered collector configs (cached; cold: several minutes).
 	$(OTELCOL_BUILD)
+
+# Jaeger v2 at the default image's release, to validate the config rendered
+# for a deployed Jaeger (TestJaegerConfigValidates).
+JAEGER_BUILD := $(CURDIR)/hack/otelcol/build-jaeger.sh
+SHOP_JAEGER ?= $$($(JAEGER_BUILD) | tail -1)
+
+.PHONY: jaeger
+jaeger: ## Build Jaeger v2 to validate the rendered Jaeger configs (cached; cold: about 10 minutes).
+	$(JAEGER_BUILD)
