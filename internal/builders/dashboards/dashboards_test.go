@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/grafana/grafana-foundation-sdk/go/cog/plugins"
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 	"github.com/prometheus/prometheus/promql/parser"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -209,6 +211,23 @@ func BenchmarkBuild(b *testing.B) {
 	for b.Loop() {
 		if _, err := dashboards.Build(in); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestSDKRoundTrip reads every dashboard back with the SDK's own types.
+func TestSDKRoundTrip(t *testing.T) {
+	plugins.RegisterDefaultPlugins()
+	for _, cm := range configMaps(t, rendertest.Input(shopv1.ShopSpec{})) {
+		for file, body := range cm.Data {
+			var d dashboard.Dashboard
+			if err := json.Unmarshal([]byte(body), &d); err != nil {
+				t.Errorf("%s: %v", file, err)
+				continue
+			}
+			if d.Uid == nil || len(*d.Uid) > 40 || d.Title == nil || len(d.Panels) == 0 {
+				t.Errorf("%s: uid %v title %v, %d panels", file, d.Uid, d.Title, len(d.Panels))
+			}
 		}
 	}
 }

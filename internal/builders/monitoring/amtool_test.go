@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	monitoringv1alpha1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 
@@ -49,9 +50,9 @@ func alertmanagerYAML(t *testing.T, amc *monitoringv1alpha1.AlertmanagerConfig) 
 		if r.GroupBy != nil {
 			out["group_by"] = r.GroupBy
 		}
-		for k, v := range map[string]any{"group_wait": r.GroupWait, "group_interval": r.GroupInterval, "repeat_interval": r.RepeatInterval} {
-			if d, ok := v.(interface{ String() string }); ok && !isNil(v) {
-				out[k] = d.String()
+		for k, d := range map[string]*monitoringv1.NonEmptyDuration{"group_wait": r.GroupWait, "group_interval": r.GroupInterval, "repeat_interval": r.RepeatInterval} {
+			if d != nil {
+				out[k] = string(*d)
 			}
 		}
 		for _, m := range r.Matchers {
@@ -112,8 +113,6 @@ func alertmanagerYAML(t *testing.T, amc *monitoringv1alpha1.AlertmanagerConfig) 
 		"inhibit_rules": inhibit,
 	}
 }
-
-func isNil(v any) bool { return fmt.Sprint(v) == "<nil>" }
 
 func alertmanagerConfig(t *testing.T, spec shopv1.ShopSpec) *monitoringv1alpha1.AlertmanagerConfig {
 	t.Helper()
