@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -55,6 +56,7 @@ type Verifier struct {
 	mu        sync.Mutex
 	keys      map[string]ed25519.PublicKey
 	fetchedAt time.Time
+	attemptAt time.Time
 	jwksURL   string
 	client    *http.Client
 	now       func() time.Time
@@ -108,23 +110,32 @@ func (v *Verifier) VerifyToken(ctx context.Context, raw string) (*Claims, error)
 func (v *Verifier) key(ctx context.Context, kid string) (ed25519.PublicKey, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if k, ok := v.keys[kid]; ok && (v.jwksURL == "" || v.now().Sub(v.fetchedAt) < 5*time.Minute) {
+	k, cached := v.keys[kid]
+	if v.jwksURL == "" {
+		if !cached {
+			return nil, errors.New("unknown key")
+		}
 		return k, nil
 	}
-	if v.jwksURL == "" {
+	now := v.now()
+	fresh := now.Sub(v.fetchedAt) < 5*time.Minute
+	// Refetch when the cache is old or the kid is new (a key rotation), but
+	// try at most every 10s so that an unreachable auth service does not
+	// stall every request.
+	if (!cached || !fresh) && now.Sub(v.attemptAt) > 10*time.Second {
+		v.attemptAt = now
+		keys, err := fetchJWKS(ctx, v.client, v.jwksURL)
+		if err == nil {
+			v.keys, v.fetchedAt = keys, now
+			k, cached = v.keys[kid]
+		} else {
+			slog.WarnContext(ctx, "fetching JWKS failed; using cached keys", "url", v.jwksURL, "err", err)
+		}
+	}
+	if !cached {
 		return nil, errors.New("unknown key")
 	}
-	if v.now().Sub(v.fetchedAt) > 10*time.Second || v.keys == nil {
-		keys, err := fetchJWKS(ctx, v.client, v.jwksURL)
-		if err != nil {
-			return nil, err
-		}
-		v.keys, v.fetchedAt = keys, v.now()
-	}
-	if k, ok := v.keys[kid]; ok {
-		return k, nil
-	}
-	return nil, errors.New("unknown key")
+	return k, nil // a stale key still verifies while auth is unreachable
 }
 
 func fetchJWKS(ctx context.Context, c *http.Client, url string) (map[string]ed25519.PublicKey, error) {

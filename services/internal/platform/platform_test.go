@@ -343,3 +343,60 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	defer s.mu.Unlock()
 	return s.w.Write(p)
 }
+
+func TestVerifierSurvivesAuthOutageAndRotates(t *testing.T) {
+	pub1, priv1, _ := ed25519.GenerateKey(rand.Reader)
+	pub2, priv2, _ := ed25519.GenerateKey(rand.Reader)
+	var mu sync.Mutex
+	keys := JWKS{Keys: []JWK{NewJWK("k1", pub1)}}
+	up := true
+	fetches := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		fetches++
+		if !up {
+			WriteProblem(w, r, NewProblem(503, "down", ""))
+			return
+		}
+		WriteJSON(w, 200, keys)
+	}))
+	defer srv.Close()
+	now := time.Now()
+	v := NewVerifier(srv.URL, "shop-auth", "shop")
+	v.now = func() time.Time { return now }
+	sign := func(key ed25519.PrivateKey, kid string) string {
+		c := Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: "u", Issuer: "shop-auth", Audience: jwt.ClaimStrings{"shop"},
+			ExpiresAt: jwt.NewNumericDate(time.Now().Add(24 * time.Hour))}, Role: RoleCustomer}
+		tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
+		tok.Header["kid"] = kid
+		s, _ := tok.SignedString(key)
+		return s
+	}
+	if _, err := v.VerifyToken(t.Context(), sign(priv1, "k1")); err != nil {
+		t.Fatal(err)
+	}
+	// Auth goes down and the cache ages: cached keys keep working, and
+	// refetches are throttled.
+	mu.Lock()
+	up = false
+	mu.Unlock()
+	now = now.Add(time.Hour)
+	for i := 0; i < 5; i++ {
+		if _, err := v.VerifyToken(t.Context(), sign(priv1, "k1")); err != nil {
+			t.Fatalf("stale key refused during outage: %v", err)
+		}
+	}
+	mu.Lock()
+	if fetches != 2 {
+		t.Fatalf("%d fetches, want 2 (throttled)", fetches)
+	}
+	// Auth rotates to k2 and comes back.
+	up = true
+	keys = JWKS{Keys: []JWK{NewJWK("k2", pub2)}}
+	mu.Unlock()
+	now = now.Add(11 * time.Second)
+	if _, err := v.VerifyToken(t.Context(), sign(priv2, "k2")); err != nil {
+		t.Fatalf("rotated key: %v", err)
+	}
+}
