@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -72,10 +73,12 @@ func run(shopd, logLevel string) error {
                  4000 0000 0000 0119  the provider times out
                  (any future expiry such as 12/30, any 3-digit code)
     APIs:        auth %s  catalog %s  orders %s  payment %s
+    Postgres:    %s (databases auth, catalog, orders)
     Logs:        %s
 
   Press Ctrl-C to stop.
-`, st.Frontend(), st.Services["auth"].URL(), st.Services["catalog"].URL(), st.Services["orders"].URL(), st.Services["payment"].URL(), st.Dir)
+`, st.Frontend(), st.Services["auth"].URL(), st.Services["catalog"].URL(), st.Services["orders"].URL(), st.Services["payment"].URL(),
+		strings.TrimSuffix(st.DBURLs["catalog"], "/catalog?sslmode=disable"), st.Dir)
 	<-ctx.Done()
 	return nil
 }

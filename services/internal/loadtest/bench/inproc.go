@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime/pprof"
 	"strings"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -58,6 +59,9 @@ func inproc(ctx context.Context) error {
 			}
 			defer tel.Shutdown(context.Background())
 			name = "catalog list in-process, telemetry ON"
+			if os.Getenv("OTEL_TRACES_SAMPLER") == "parentbased_traceidratio" {
+				name += ", " + os.Getenv("OTEL_TRACES_SAMPLER_ARG") + " sampled"
+			}
 		} else {
 			name = "catalog list in-process, telemetry off"
 		}
@@ -76,6 +80,17 @@ func inproc(ctx context.Context) error {
 	defer srv.Close()
 	url := srv.URL + "/api/catalog/products?page_size=20"
 	c := loadtest.Client(*flagConc)
+	if *flagProf != "" {
+		f, err := os.Create(*flagProf)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	// CPU: this whole process, load driver included (the same in every variant).
 	r, err := loadtest.Run(ctx, loadtest.Config{Name: name, Concurrency: *flagConc, Requests: *flagN, Duration: *flagDur, Warmup: 200, CPU: loadtest.SelfCPU,
 		Do: func(ctx context.Context, _, _ int) error { return fetch(ctx, c, "GET", url, nil, nil, http.StatusOK) }})

@@ -40,6 +40,7 @@ var (
 	flagTel    = flag.Bool("telemetry", false, "inproc: telemetry on")
 	flagDB     = flag.String("db", "", "inproc: catalog database URL")
 	flagWhat   = flag.String("what", "catalog", "inproc: catalog | bare")
+	flagProf   = flag.String("cpuprofile", "", "inproc: write a CPU profile of the run here")
 )
 
 func main() {
@@ -194,11 +195,11 @@ func all(ctx context.Context) error {
 	// Separate processes, because OpenTelemetry's providers are global;
 	// the variants alternate so that background load hits them alike.
 	fmt.Println()
-	variants := []struct{ what, tel string }{{"bare", "false"}, {"catalog", "false"}, {"catalog", "true"}}
+	variants := []struct{ what, tel, ratio string }{{"bare", "false", ""}, {"catalog", "false", ""}, {"catalog", "true", ""}, {"catalog", "true", "0.1"}}
 	byVariant := make([][]loadtest.Result, len(variants))
 	for range *flagRounds {
 		for i, v := range variants {
-			r, err := inprocRun(ctx, st.DBURLs["catalog"], v.what, v.tel)
+			r, err := inprocRun(ctx, st.DBURLs["catalog"], v.what, v.tel, v.ratio)
 			if err != nil {
 				return err
 			}
@@ -253,7 +254,7 @@ func round(d time.Duration) time.Duration {
 	return d.Round(100 * time.Nanosecond)
 }
 
-func inprocRun(ctx context.Context, db, what, tel string) (loadtest.Result, error) {
+func inprocRun(ctx context.Context, db, what, tel, ratio string) (loadtest.Result, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return loadtest.Result{}, err
@@ -261,6 +262,10 @@ func inprocRun(ctx context.Context, db, what, tel string) (loadtest.Result, erro
 	cmd := exec.CommandContext(ctx, self, "-mode=inproc", "-what="+what, "-telemetry="+tel, "-db="+db,
 		fmt.Sprint("-c=", *flagConc), fmt.Sprint("-n=", *flagN), "-d="+flagDur.String())
 	cmd.Stderr = os.Stderr
+	cmd.Env = append(os.Environ(), "OTEL_TRACES_SAMPLER=parentbased_always_on", "OTEL_TRACES_SAMPLER_ARG=")
+	if ratio != "" {
+		cmd.Env = append(cmd.Env, "OTEL_TRACES_SAMPLER=parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG="+ratio)
+	}
 	out, err := cmd.Output()
 	if err != nil {
 		return loadtest.Result{}, fmt.Errorf("in-process run %s telemetry=%s: %w", what, tel, err)
