@@ -43,13 +43,10 @@ func run(t *testing.T, dir, bin string, args ...string) string {
 // TestPromtoolCheckRules checks every environment's rules with promtool.
 func TestPromtoolCheckRules(t *testing.T) {
 	promtool := tool(t, "promtool")
-	custom := shopv1.ShopSpec{Environment: shopv1.Production}
-	custom.Observability.Alerting.SLO = shopv1.SLOSpec{Availability: "99.95", LatencyTarget: "95.5",
-		LatencyThreshold: &metav1.Duration{Duration: time.Second}}
 	for name, spec := range map[string]shopv1.ShopSpec{
 		"testing":    {Environment: shopv1.Testing},
 		"production": {Environment: shopv1.Production},
-		"custom-slo": custom,
+		"custom-slo": customSLO(),
 	} {
 		t.Run(name, func(t *testing.T) {
 			rule := prometheusRule(t, rendertest.Input(spec))
@@ -60,28 +57,44 @@ func TestPromtoolCheckRules(t *testing.T) {
 	}
 }
 
-// TestPromtoolTestRules feeds synthetic series to production's rules and
-// asserts which alerts fire and which stay quiet (testdata/rules_test.yaml).
+// customSLO is production with a 1 s latency threshold (an integer bucket
+// bound, written "1" or "1.0") and a 99.95 % availability target.
+func customSLO() shopv1.ShopSpec {
+	spec := shopv1.ShopSpec{Environment: shopv1.Production}
+	spec.Observability.Alerting.SLO = shopv1.SLOSpec{Availability: "99.95", LatencyTarget: "95.5",
+		LatencyThreshold: &metav1.Duration{Duration: time.Second}}
+	return spec
+}
+
+// TestPromtoolTestRules feeds synthetic series to the rules and asserts
+// which alerts fire and which stay quiet (testdata/*rules_test.yaml).
 // Annotations are dropped from the rules under test: promtool compares them
 // verbatim, and `check rules` above already validates their templates.
 func TestPromtoolTestRules(t *testing.T) {
 	promtool := tool(t, "promtool")
-	rule := prometheusRule(t, rendertest.Input(shopv1.ShopSpec{Environment: shopv1.Production}))
-	for g := range rule.Spec.Groups {
-		for r := range rule.Spec.Groups[g].Rules {
-			rule.Spec.Groups[g].Rules[r].Annotations = nil
-		}
+	for file, spec := range map[string]shopv1.ShopSpec{
+		"rules_test.yaml":            {Environment: shopv1.Production},
+		"custom_slo_rules_test.yaml": customSLO(),
+	} {
+		t.Run(file, func(t *testing.T) {
+			rule := prometheusRule(t, rendertest.Input(spec))
+			for g := range rule.Spec.Groups {
+				for r := range rule.Spec.Groups[g].Rules {
+					rule.Spec.Groups[g].Rules[r].Annotations = nil
+				}
+			}
+			dir := t.TempDir()
+			writeYAML(t, filepath.Join(dir, "rules.yaml"), rule.Spec)
+			tests, err := os.ReadFile(filepath.Join("testdata", file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, file), tests, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			t.Log(run(t, dir, promtool, "test", "rules", file))
+		})
 	}
-	dir := t.TempDir()
-	writeYAML(t, filepath.Join(dir, "rules.yaml"), rule.Spec)
-	tests, err := os.ReadFile(filepath.Join("testdata", "rules_test.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "rules_test.yaml"), tests, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Log(run(t, dir, promtool, "test", "rules", "rules_test.yaml"))
 }
 
 func writeYAML(t *testing.T, path string, v any) {
