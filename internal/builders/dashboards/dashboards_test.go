@@ -91,7 +91,7 @@ func TestApply(t *testing.T) {
 		t.Run(string(e), func(t *testing.T) {
 			for _, cm := range configMaps(t, rendertest.Input(shopv1.ShopSpec{Environment: e})) {
 				u := toUnstructured(t, cm)
-				if err := env.Client.Patch(ctx, u, client.Apply, client.FieldOwner(render.ManagedBy), client.ForceOwnership, client.DryRunAll); err != nil {
+				if err := env.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(render.ManagedBy), client.ForceOwnership, client.DryRunAll); err != nil {
 					t.Errorf("%s: %v", cm.Name, err)
 				}
 			}

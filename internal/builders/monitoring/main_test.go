@@ -113,7 +113,7 @@ func TestApply(t *testing.T) {
 				t.Fatal("nothing rendered")
 			}
 			for _, u := range objs {
-				if err := env.Client.Patch(ctx, u, client.Apply, client.FieldOwner(render.ManagedBy), client.ForceOwnership, client.DryRunAll); err != nil {
+				if err := env.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(render.ManagedBy), client.ForceOwnership, client.DryRunAll); err != nil {
 					t.Errorf("%s %s: %v", u.GetKind(), u.GetName(), err)
 				}
 			}
