@@ -290,6 +290,14 @@ func (s *Service) refresh(w http.ResponseWriter, r *http.Request) {
 		SELECT u.id::text, u.email, u.name, u.role, u.created_at FROM users u JOIN t ON t.user_id = u.id`,
 		hashToken(req.RefreshToken), s.now()).Scan(&u.ID, &u.Email, &u.Name, &u.Role, &u.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
+		// A revoked token presented again was probably stolen: revoke every
+		// session of its user (RFC 9700 refresh token reuse detection).
+		var uid string
+		if e := s.db.QueryRow(ctx, `UPDATE refresh_tokens SET revoked_at = now() WHERE revoked_at IS NULL AND user_id =
+			(SELECT user_id FROM refresh_tokens WHERE token_hash = $1 AND revoked_at IS NOT NULL) RETURNING user_id::text`,
+			hashToken(req.RefreshToken)).Scan(&uid); e == nil || uid != "" {
+			s.audit(ctx, uid, "refresh_reuse", uid, "sessions_revoked")
+		}
 		s.audit(ctx, "unknown", "refresh", "unknown", "failure")
 		platform.WriteProblem(w, r, platform.NewProblem(http.StatusUnauthorized, "invalid_refresh_token", "the refresh token is invalid, expired or revoked"))
 		return

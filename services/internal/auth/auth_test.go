@@ -325,3 +325,26 @@ func TestLoadSigningKey(t *testing.T) {
 		}
 	}
 }
+
+func TestRefreshReuseRevokesAllSessions(t *testing.T) {
+	e := newEnv(t)
+	e.register("eve@example.com", "password1")
+	a := e.login("eve@example.com", "password1")
+	b := e.login("eve@example.com", "password1")
+	resp, data := e.do("POST", "/api/auth/refresh", "", map[string]string{"refresh_token": a.RefreshToken})
+	e.expect(resp, data, 200, "")
+	var a2 Tokens
+	json.Unmarshal(data, &a2)
+	// The rotated-out token comes back: treat it as stolen.
+	resp, data = e.do("POST", "/api/auth/refresh", "", map[string]string{"refresh_token": a.RefreshToken})
+	e.expect(resp, data, 401, "invalid_refresh_token")
+	for _, tok := range []string{a2.RefreshToken, b.RefreshToken} {
+		resp, data = e.do("POST", "/api/auth/refresh", "", map[string]string{"refresh_token": tok})
+		e.expect(resp, data, 401, "invalid_refresh_token")
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !strings.Contains(e.logs.String(), `"action":"refresh_reuse"`) {
+		t.Fatal("reuse not audited")
+	}
+}

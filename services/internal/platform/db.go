@@ -26,7 +26,8 @@ func OpenDB(ctx context.Context, databaseURL, service string, migrations fs.FS) 
 	if err != nil {
 		return nil, fmt.Errorf("database config: %w", err)
 	}
-	pcfg.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithDisableSQLStatementInAttributes())
+	// Statements carry $n placeholders only; parameter values are never recorded.
+	pcfg.ConnConfig.Tracer = otelpgx.NewTracer()
 	pcfg.ConnConfig.ConnectTimeout = 5 * time.Second
 	if pcfg.MaxConns < 10 {
 		pcfg.MaxConns = 10

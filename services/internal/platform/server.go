@@ -36,7 +36,19 @@ func Handler(service string, mux http.Handler) http.Handler {
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 		}
-		mux.ServeHTTP(w, r)
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			// One access line per request, carrying trace_id: debug for
+			// success and client errors, error for server errors.
+			lvl := slog.LevelDebug
+			if sw.status >= 500 {
+				lvl = slog.LevelError
+			}
+			slog.Log(r.Context(), lvl, "request", "method", r.Method, "route", r.Pattern, "status", sw.status,
+				"duration_ms", time.Since(start).Milliseconds())
+		}()
+		mux.ServeHTTP(sw, r)
 	})
 	return otelhttp.NewHandler(inner, service,
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
@@ -140,3 +152,25 @@ func Serve(ctx context.Context, cfg Config, tel *Telemetry, app http.Handler, ch
 	}
 	return errors.Join(runErr, err1, err2)
 }
+
+// statusWriter records the status for the access log.
+type statusWriter struct {
+	http.ResponseWriter
+	status      int
+	wroteHeader bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wroteHeader {
+		w.status, w.wroteHeader = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wroteHeader = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -151,11 +151,19 @@ func TestCheckoutIsOneTraceWithCorrelatedLogs(t *testing.T) {
 			t.Fatalf("log line is not JSON: %s", sc.Text())
 		}
 		msg, _ := line["msg"].(string)
+		if route, _ := line["route"].(string); msg == "request" && line["trace_id"] == traceID.String() {
+			found[route] = true
+		}
 		if msg == "order confirmed" || msg == "charge" {
 			if line["trace_id"] != traceID.String() || line["span_id"] == nil {
 				t.Errorf("log %q has trace_id %v, want %s", msg, line["trace_id"], traceID)
 			}
 			found[msg] = true
+		}
+	}
+	for _, route := range []string{"POST /api/orders/checkout", "POST /api/catalog/reservations", "POST /api/payments/charges", "POST /api/catalog/reservations/{id}/commit"} {
+		if !found[route] {
+			t.Errorf("no access log line for %s with the trace's id", route)
 		}
 	}
 	if !found["order confirmed"] || !found["charge"] {
