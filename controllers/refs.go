@@ -3,6 +3,7 @@ package controllers
 import (
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
 	"github.com/shopplatform/shop-operator/internal/render"
+	"github.com/shopplatform/shop-operator/internal/secrets"
 )
 
 // secretRef is a Secret the Shop references and the keys it must hold.
@@ -11,10 +12,6 @@ type secretRef struct {
 	Keys []string
 	For  string // what needs it, for the condition message
 }
-
-// externalDatabaseKeys are the keys an external database's Secret must hold
-// (sslmode is optional).
-var externalDatabaseKeys = []string{"host", "port", "dbname", "user", "password"}
 
 // secretRefs lists every Secret the effective spec references. Generated
 // Secrets are not references: the operator creates them.
@@ -25,7 +22,7 @@ func secretRefs(in render.Input) []secretRef {
 	}
 	for _, svc := range render.Databases {
 		if ext := dbs[svc].External; ext != nil {
-			refs = append(refs, secretRef{Name: ext.SecretName, Keys: externalDatabaseKeys, For: svc + " database"})
+			refs = append(refs, secretRef{Name: ext.SecretName, Keys: secrets.ExternalDatabaseKeys, For: svc + " database"})
 		}
 	}
 	key := func(r *shopv1.SecretKeyRef, what string) {

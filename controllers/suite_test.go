@@ -184,9 +184,13 @@ func markWorkloadsReady(t *testing.T, ns, shop string) {
 	ctx := context.Background()
 	sel := client.MatchingLabels{render.LabelShop: shop}
 	deps := &appsv1.DeploymentList{}
-	if err := k8s.List(ctx, deps, client.InNamespace(ns), sel); err != nil {
-		t.Fatal(err)
-	}
+	// Wait for every service's Deployment: the operator may still be creating them.
+	eventually(t, "the Deployments of "+shop, func() (bool, string) {
+		if err := k8s.List(ctx, deps, client.InNamespace(ns), sel); err != nil {
+			return false, err.Error()
+		}
+		return len(deps.Items) >= len(render.Services), fmt.Sprintf("%d Deployments", len(deps.Items))
+	})
 	for i := range deps.Items {
 		d := &deps.Items[i]
 		n := int32(1)

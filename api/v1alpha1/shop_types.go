@@ -172,7 +172,7 @@ type DatabaseSpec struct {
 // ManagedDatabase is a Postgres the operator runs.
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.storageClassName) || (has(self.storageClassName) && self.storageClassName == oldSelf.storageClassName)",message="storageClassName is immutable: the data lives on volumes of the old class"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.version) || (has(self.version) && self.version == oldSelf.version)",message="version is immutable: a major Postgres upgrade needs a dump and restore (see docs/operations.md)"
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.storageSize) || (has(self.storageSize) && quantity(self.storageSize).compareTo(quantity(oldSelf.storageSize)) >= 0)",message="storageSize cannot shrink: volumes can only grow"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.storageSize) || (has(self.storageSize) && quantity(self.storageSize).compareTo(quantity(oldSelf.storageSize)) == 0)",message="storageSize is immutable: a StatefulSet cannot change its volume claims; grow the PersistentVolumeClaim itself (see docs/profiles.md)"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.ephemeral) || (has(self.ephemeral) && self.ephemeral == oldSelf.ephemeral)",message="ephemeral is immutable: switching storage kind would lose the data"
 type ManagedDatabase struct {
 	// Version is the Postgres major version.

@@ -68,7 +68,8 @@ func Desired(in render.Input) ([]*unstructured.Unstructured, error) {
 	return out, nil
 }
 
-// finish sets type metadata, the common labels and the owner reference.
+// finish sets type metadata, the common labels and the owner reference
+// (unless the builder marked the object to be retained).
 func finish(in render.Input, obj client.Object) (*unstructured.Unstructured, error) {
 	if u, ok := obj.(*unstructured.Unstructured); ok {
 		obj = u.DeepCopy()
@@ -89,8 +90,10 @@ func finish(in render.Input, obj client.Object) (*unstructured.Unstructured, err
 	labels[render.LabelShop] = in.Shop.Name
 	labels[render.LabelManagedBy] = render.ManagedBy
 	obj.SetLabels(labels)
-	if err := controllerutil.SetControllerReference(in.Shop, obj, scheme.Scheme); err != nil {
-		return nil, err
+	if obj.GetAnnotations()[render.AnnotationRetain] != "true" {
+		if err := controllerutil.SetControllerReference(in.Shop, obj, scheme.Scheme); err != nil {
+			return nil, err
+		}
 	}
 	if u, ok := obj.(*unstructured.Unstructured); ok {
 		return u, nil

@@ -51,7 +51,7 @@ func TestDesiredChildrenAreOwnedLabelledAndUnique(t *testing.T) {
 				if o.GetNamespace() != in.Shop.Namespace {
 					t.Errorf("%s: %s is outside the Shop's namespace", env, id)
 				}
-				if !metav1.IsControlledBy(o, in.Shop) {
+				if !metav1.IsControlledBy(o, in.Shop) && o.GetAnnotations()[render.AnnotationRetain] != "true" {
 					t.Errorf("%s: %s has no controller reference to the Shop", env, id)
 				}
 				if o.GetLabels()[render.LabelShop] != "demo" || o.GetLabels()[render.LabelManagedBy] != render.ManagedBy {

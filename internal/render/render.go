@@ -62,6 +62,12 @@ const (
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	LabelVersion   = "app.kubernetes.io/version"
 
+	// AnnotationRetain on a child keeps it when the Shop is deleted: the engine
+	// gives it no owner reference. Used for what belongs with data that
+	// outlives the Shop (a managed database's credentials live as long as
+	// its retained volume, so a re-created Shop can open the data again).
+	AnnotationRetain = "commerce.shopplatform.io/retain"
+
 	// ManagedBy is the value of LabelManagedBy on every child, and the
 	// operator's server-side apply field manager.
 	ManagedBy = "shop-operator"

@@ -69,6 +69,8 @@ func Start(opts Options) (*Env, error) {
 		ErrorIfCRDPathMissing: true,
 		Scheme:                scheme.Scheme,
 	}
+	// Room for the Services of many Shops (the default /24 holds 25 Shops).
+	e.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.0.0.0/16")
 	cfg, err := e.Start()
 	if err != nil {
 		return nil, fmt.Errorf("starting the test API server: %w", err)

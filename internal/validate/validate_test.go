@@ -140,7 +140,8 @@ var invalidShops = []invalidCase{
 	{name: "storage class removed", old: `databases: {auth: {managed: {storageClassName: fast}}}`, spec: `databases: {auth: {managed: {}}}`, want: `storageClassName is immutable`},
 	{name: "postgres version immutable", old: `databases: {orders: {managed: {version: "16"}}}`, spec: `databases: {orders: {managed: {version: "17"}}}`, want: `version is immutable: a major Postgres upgrade needs a dump and restore`},
 	{name: "ephemeral immutable", old: `databases: {catalog: {managed: {ephemeral: true}}}`, spec: `databases: {catalog: {managed: {ephemeral: false}}}`, want: `ephemeral is immutable: switching storage kind would lose the data`},
-	{name: "storage cannot shrink", old: `databases: {orders: {managed: {storageSize: 10Gi}}}`, spec: `databases: {orders: {managed: {storageSize: 5Gi}}}`, want: `storageSize cannot shrink: volumes can only grow`},
+	{name: "storage cannot shrink", old: `databases: {orders: {managed: {storageSize: 10Gi}}}`, spec: `databases: {orders: {managed: {storageSize: 5Gi}}}`, want: `storageSize is immutable`},
+	{name: "storage cannot grow in place", old: `databases: {orders: {managed: {storageSize: 5Gi}}}`, spec: `databases: {orders: {managed: {storageSize: 10Gi}}}`, want: `storageSize is immutable`},
 	{name: "managed to external", old: `databases: {auth: {managed: {}}}`, spec: `databases: {auth: {external: {secretName: auth-db}}}`, want: `switching a database between managed and external would leave its data behind`},
 	{name: "external to managed", old: `databases: {auth: {external: {secretName: auth-db}}}`, spec: `databases: {auth: {managed: {}}}`, want: `switching a database between managed and external would leave its data behind`},
 }
@@ -207,7 +208,7 @@ observability:
 operations: {loadGenerator: {enabled: true, requestsPerSecond: 5}, syntheticCheck: {enabled: true, schedule: "*/5 * * * *"}}
 `},
 	// Updates that keep the data.
-	{name: "storage grows", old: `databases: {orders: {managed: {storageSize: 5Gi}}}`, spec: `databases: {orders: {managed: {storageSize: 10Gi}}}`},
+	{name: "same storage size, other spelling", old: `databases: {orders: {managed: {storageSize: 1Gi}}}`, spec: `databases: {orders: {managed: {storageSize: 1024Mi}}}`},
 	{name: "same storage class", old: `databases: {auth: {managed: {storageClassName: fast}}}`, spec: `{environment: testing, databases: {auth: {managed: {storageClassName: fast}}}}`},
 }
 

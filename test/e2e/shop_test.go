@@ -88,7 +88,8 @@ func TestShopOnLocalCluster(t *testing.T) {
 	}
 	t.Logf("Shop ready: %s components", shop.Status.ReadyComponents)
 
-	// Deleting the Shop garbage-collects every child through owner references.
+	// Deleting the Shop garbage-collects every child through owner references,
+	// except what stays with the retained data (database credentials).
 	if err := k8s.Delete(ctx, shop, client.PropagationPolicy(metav1.DeletePropagationForeground)); err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +111,9 @@ func TestShopOnLocalCluster(t *testing.T) {
 				return false, err.Error()
 			}
 			for _, i := range list.Items {
-				left = append(left, gvk.Kind+"/"+i.Name)
+				if i.Annotations[render.AnnotationRetain] != "true" {
+					left = append(left, gvk.Kind+"/"+i.Name)
+				}
 			}
 		}
 		return len(left) == 0, fmt.Sprintf("%d left: %v", len(left), left)

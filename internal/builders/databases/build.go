@@ -69,8 +69,11 @@ func credentials(in render.Input, svc string) (*corev1.Secret, error) {
 		}
 		data[k] = v
 	}
+	meta := in.ObjectMeta(name, component(svc))
+	// The credentials live as long as the retained volume, not the Shop.
+	meta.Annotations = map[string]string{render.AnnotationRetain: "true"}
 	return &corev1.Secret{
-		ObjectMeta: in.ObjectMeta(name, component(svc)),
+		ObjectMeta: meta,
 		Type:       corev1.SecretTypeOpaque,
 		Data:       data,
 	}, nil
