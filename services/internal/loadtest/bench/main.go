@@ -180,15 +180,32 @@ func all(ctx context.Context) error {
 	body := map[string]any{"items": []map[string]any{{"sku": sku, "quantity": 1}},
 		"card": map[string]any{"number": "4242424242424242", "exp_month": 12, "exp_year": 2039, "cvc": "123", "name": "Bench"}}
 	run := fmt.Sprint(time.Now().UnixNano())
-	var keys atomic.Int64 // unique across rounds
+	var keys, sold atomic.Int64 // keys unique across rounds; confirmed checkouts
 	if err := runOne(loadtest.Config{Name: "full checkout (orders API saga)", Concurrency: conc, Requests: *flagCheckN, Warmup: 10, Duration: 2 * *flagDur,
 		CPU: cpuOf("orders", "catalog", "payment", "auth"),
 		Do: func(ctx context.Context, w, _ int) error {
 			h := bearer(toks[w])
 			h.Set("Idempotency-Key", fmt.Sprintf("bench-%s-%d", run, keys.Add(1)))
-			return fetch(ctx, c, "POST", ord, h, body, http.StatusCreated)
+			err := fetch(ctx, c, "POST", ord, h, body, http.StatusCreated)
+			if err == nil {
+				sold.Add(1)
+			}
+			return err
 		}}); err != nil {
 		return err
+	}
+	// No overselling, no lost update: the stock fell by exactly the number
+	// of confirmed checkouts (warm-up included).
+	var after struct {
+		Stock int64 `json:"stock"`
+	}
+	if err := getJSON(ctx, c, cat+"/api/catalog/products/"+sku, &after); err != nil {
+		return err
+	}
+	if want := 1_000_000 - sold.Load(); after.Stock != want {
+		fmt.Printf("STOCK MISMATCH: %d in stock after %d checkouts, want %d\n", after.Stock, sold.Load(), want)
+	} else {
+		fmt.Printf("stock check: %d confirmed checkouts, stock %d as expected\n", sold.Load(), after.Stock)
 	}
 
 	// In-process: the catalog handler with telemetry off and on, and the floor.
@@ -336,4 +353,20 @@ func fetch(ctx context.Context, c *http.Client, method, url string, h http.Heade
 	}
 	_, err = io.Copy(io.Discard, resp.Body)
 	return err
+}
+
+func getJSON(ctx context.Context, c *http.Client, url string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
 }
