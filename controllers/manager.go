@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"fmt"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
@@ -31,6 +33,8 @@ func newManager(cfg *rest.Config, opts ctrl.Options, retryMissing time.Duration)
 		DefaultLabelSelector: owned,
 		ByObject: map[client.Object]cache.ByObject{
 			&shopv1.Shop{}: {Label: labels.Everything()},
+			// CRDs are watched (metadata only) to notice optional APIs appearing.
+			crdMetadata(): {Label: labels.Everything()},
 		},
 	}
 	mgr, err := ctrl.NewManager(cfg, opts)
@@ -57,4 +61,10 @@ func newManager(cfg *rest.Config, opts ctrl.Options, retryMissing time.Duration)
 		return nil, err
 	}
 	return mgr, nil
+}
+
+func crdMetadata() *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinition"))
+	return m
 }

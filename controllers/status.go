@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
+	"github.com/shopplatform/shop-operator/internal/builders/mesh"
 	"github.com/shopplatform/shop-operator/internal/render"
 )
 
@@ -84,6 +85,8 @@ func (s *status) references(problems []string) {
 func (s *status) finish(in render.Input) {
 	s.env = in.Spec.Environment
 	s.url = storefrontURL(in)
+	_, reason, msg := mesh.Status(in)
+	s.set(shopv1.ConditionMeshReady, mesh.ModeOf(in) == mesh.ModeIstio, reason, msg)
 	var waiting, dbWaiting []string
 	for _, c := range s.components {
 		if ready, total := parseReady(c.Ready); ready < total || total == 0 {
@@ -219,17 +222,13 @@ func filter(items []string, substr string) []string {
 	return out
 }
 
-// storefrontURL is where shoppers reach the shop: the first gateway host, or
-// the frontend Service inside the cluster when no host is set.
+// storefrontURL is where shoppers reach the shop: the gateway's address
+// when hosts are set, else the frontend Service inside the cluster.
 func storefrontURL(in render.Input) string {
-	if hosts := in.Spec.Gateway.Hosts; len(hosts) > 0 {
-		scheme := "http"
-		if in.Spec.Gateway.TLSSecretName != "" {
-			scheme = "https"
-		}
-		return scheme + "://" + hosts[0] + "/"
+	if u := mesh.StorefrontURL(in); u != "" {
+		return u
 	}
-	return fmt.Sprintf("http://%s.%s.svc:8080/", in.Name(render.Frontend), in.Shop.Namespace)
+	return fmt.Sprintf("http://%s.%s.svc:%d", in.Name(render.Frontend), in.Shop.Namespace, render.HTTPPort)
 }
 
 func statusEqual(a, b *shopv1.ShopStatus) bool { return equality.Semantic.DeepEqual(a, b) }

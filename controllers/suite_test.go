@@ -31,8 +31,9 @@ import (
 // whole package. There is no kube-controller-manager: tests mark workloads
 // ready themselves, and nothing is garbage-collected (test/e2e covers that).
 var (
-	k8s    client.Client
-	writes writeCounter
+	k8s     client.Client
+	testCfg *rest.Config
+	writes  writeCounter
 )
 
 func TestMain(m *testing.M) {
@@ -42,7 +43,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	k8s = env.Client
+	k8s, testCfg = env.Client, env.Config
 	cfg := rest.CopyConfig(env.Config)
 	cfg.Wrap(writes.wrap)
 	mgr, err := newManager(cfg, ctrl.Options{

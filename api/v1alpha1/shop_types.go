@@ -648,4 +648,5 @@ const (
 	ConditionDatabasesReady        = "DatabasesReady"
 	ConditionReferencesResolved    = "ReferencesResolved"
 	ConditionDependenciesAvailable = "DependenciesAvailable"
+	ConditionMeshReady             = "MeshReady"
 )
