@@ -2,7 +2,6 @@ package collector
 
 import (
 	"fmt"
-	"slices"
 
 	"k8s.io/utils/ptr"
 
@@ -348,14 +347,4 @@ func newRelicConfig(p plan) map[string]any {
 		"endpoint": p.newRelicEndpoint,
 		"headers":  map[string]any{"api-key": "${env:" + envNewRelicLicenseKey + "}"},
 	}
-}
-
-// componentIDs returns the sorted keys of a config section, for tests and docs.
-func componentIDs(section map[string]any) []string {
-	var ids []string
-	for id := range section {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
 }

@@ -93,7 +93,8 @@ type loopbackCollector struct{ otlpHTTP, prometheus string }
 // runCollector starts the collector on cfg, moved to loopback: receivers
 // and the prometheus exporter on free ports, every OTLP exporter sending
 // OTLP/JSON to sink.
-func runCollector(t *testing.T, bin string, cfg map[string]any, sink string) loopbackCollector {
+// keep maps exporter IDs to leave as rendered except for their endpoint.
+func runCollector(t *testing.T, bin string, cfg map[string]any, sink string, keep map[string]string) loopbackCollector {
 	t.Helper()
 	cfg = deepCopy(cfg)
 	lc := loopbackCollector{
@@ -114,6 +115,8 @@ func runCollector(t *testing.T, bin string, cfg map[string]any, sink string) loo
 		switch {
 		case id == "prometheus":
 			set(lc.prometheus, "exporters", id, "endpoint")
+		case keep[id] != "":
+			set(keep[id], "exporters", id, "endpoint")
 		case strings.HasPrefix(id, "otlp_grpc/"), strings.HasPrefix(id, "otlp_http/"):
 			// Every OTLP exporter sends OTLP/JSON over HTTP to the sink.
 			delete(ex, id)
@@ -138,6 +141,30 @@ func runCollector(t *testing.T, bin string, cfg map[string]any, sink string) loo
 	}
 	set(pipelines, "service", "pipelines")
 
+	start(t, bin, cfg)
+	eventually(t, 30*time.Second, "the collector's OTLP/HTTP receiver never answered", func() bool {
+		resp, err := http.Post("http://"+lc.otlpHTTP+"/v1/traces", "application/json", strings.NewReader("{}"))
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return lc
+}
+
+func componentIDs(m map[string]any) []string {
+	var ids []string
+	for id := range m {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// start runs bin --config on cfg until the test ends; its config and log
+// are printed when the test failed.
+func start(t *testing.T, bin string, cfg map[string]any) {
+	t.Helper()
 	b, err := yaml.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -158,26 +185,9 @@ func runCollector(t *testing.T, bin string, cfg map[string]any, sink string) loo
 		cancel()
 		_ = cmd.Wait()
 		if t.Failed() {
-			t.Logf("collector config:\n%s\ncollector log:\n%s", b, logs.String())
+			t.Logf("%s config:\n%s\nlog:\n%s", filepath.Base(bin), b, logs.String())
 		}
 	})
-	eventually(t, 30*time.Second, "the collector's OTLP/HTTP receiver never answered", func() bool {
-		resp, err := http.Post("http://"+lc.otlpHTTP+"/v1/traces", "application/json", strings.NewReader("{}"))
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return lc
-}
-
-func componentIDs(m map[string]any) []string {
-	var ids []string
-	for id := range m {
-		ids = append(ids, id)
-	}
-	return ids
 }
 
 // rename replaces a component ID in every pipeline.
@@ -259,7 +269,7 @@ func TestRunGateway(t *testing.T) {
 	}
 	t.Parallel()
 	rec, sink := newRecorder(t)
-	lc := runCollector(t, bin, collectorConfig(t, withExporters(shopv1.Development, "jaeger", "loki"), "demo"), sink)
+	lc := runCollector(t, bin, collectorConfig(t, withExporters(shopv1.Development, "jaeger", "loki"), "demo"), sink, nil)
 
 	now := time.Now()
 	withEvent := strings.TrimSuffix(span("5b8efff798038103d269b633813fc60c", "POST /api/orders", now, 120*time.Millisecond, 1,
@@ -345,7 +355,7 @@ func TestRunSampler(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec, sink := newRecorder(t)
-	lc := runCollector(t, bin, cfg, sink)
+	lc := runCollector(t, bin, cfg, sink, nil)
 
 	now := time.Now()
 	post(t, "http://"+lc.otlpHTTP+"/v1/traces", resourceSpans(
@@ -363,5 +373,71 @@ func TestRunSampler(t *testing.T) {
 	})
 	if got := rec.all("/v1/traces"); strings.Contains(got, `"ordinary"`) {
 		t.Errorf("samplingPercentage 0 kept an ordinary trace:\n%s", got)
+	}
+}
+
+// TestRunJaeger sends a span through the rendered development gateway into
+// the rendered development Jaeger, both real, and reads it back from
+// Jaeger's query API, redacted.
+func TestRunJaeger(t *testing.T) {
+	otelcol, jaeger := os.Getenv("SHOP_OTELCOL"), os.Getenv("SHOP_JAEGER")
+	if otelcol == "" || jaeger == "" {
+		t.Skip("SHOP_OTELCOL and SHOP_JAEGER must both be set (see TestValidateWithOtelcol, TestJaegerConfigValidates)")
+	}
+	t.Parallel()
+	spec := withExporters(shopv1.Development, "jaeger")
+	var jcfg map[string]any
+	for _, u := range renderObjects(t, spec) {
+		if u.GetKind() == "ConfigMap" && u.GetName() == "demo-jaeger" {
+			data, _, _ := unstructured.NestedString(u.Object, "data", "config.yaml")
+			if err := yaml.Unmarshal([]byte(data), &jcfg); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	addr := func() string { return fmt.Sprintf("127.0.0.1:%d", freePort(t)) }
+	otlpGRPC, health, query := addr(), addr(), addr()
+	for v, path := range map[string][]string{
+		otlpGRPC: {"receivers", "otlp", "protocols", "grpc", "endpoint"},
+		addr():   {"receivers", "otlp", "protocols", "http", "endpoint"},
+		health:   {"extensions", "healthcheckv2", "http", "endpoint"},
+		query:    {"extensions", "jaeger_query", "http", "endpoint"},
+		addr():   {"extensions", "jaeger_query", "grpc", "endpoint"},
+	} {
+		if err := unstructured.SetNestedField(jcfg, v, path...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := unstructured.SetNestedField(jcfg, map[string]any{"level": "none"}, "service", "telemetry", "metrics"); err != nil {
+		t.Fatal(err)
+	}
+	start(t, jaeger, jcfg)
+	eventually(t, 30*time.Second, "Jaeger never became healthy", func() bool {
+		resp, err := http.Get("http://" + health + "/status")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+
+	_, sink := newRecorder(t)
+	lc := runCollector(t, otelcol, collectorConfig(t, spec, "demo"), sink, map[string]string{"otlp_grpc/jaeger": otlpGRPC})
+	const traceID = "7a3c0de5f00dfeed7a3c0de5f00dfeed"
+	post(t, "http://"+lc.otlpHTTP+"/v1/traces", resourceSpans(span(traceID, "POST /api/payments", time.Now(), 40*time.Millisecond, 1,
+		attr("payment.card", card))))
+	var got string
+	eventually(t, 30*time.Second, "the trace never reached Jaeger", func() bool {
+		resp, err := http.Get("http://" + query + "/api/traces/" + traceID)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		got = string(b)
+		return resp.StatusCode == http.StatusOK && strings.Contains(got, "POST /api/payments")
+	})
+	if strings.Contains(got, card) || !strings.Contains(got, "[REDACTED]") {
+		t.Errorf("Jaeger holds the span unredacted:\n%s", got)
 	}
 }
