@@ -269,7 +269,10 @@ func TestRunGateway(t *testing.T) {
 	}
 	t.Parallel()
 	rec, sink := newRecorder(t)
-	lc := runCollector(t, bin, collectorConfig(t, withExporters(shopv1.Development, "jaeger", "loki"), "demo"), sink, nil)
+	// The Loki exporter stays as rendered (OTLP protobuf, gzip) with the
+	// sink standing in for Loki at <sink>/otlp: it must post to /otlp/v1/logs.
+	lc := runCollector(t, bin, collectorConfig(t, withExporters(shopv1.Development, "jaeger", "loki"), "demo"), sink,
+		map[string]string{"otlp_http/loki": sink + "/otlp"})
 
 	now := time.Now()
 	withEvent := strings.TrimSuffix(span("5b8efff798038103d269b633813fc60c", "POST /api/orders", now, 120*time.Millisecond, 1,
@@ -285,9 +288,9 @@ func TestRunGateway(t *testing.T) {
 		`"body":{"stringValue":"charging `+card+` for `+email+`"},"attributes":[`+attr("token", jwt)+`]}]}]}]}`)
 
 	eventually(t, 30*time.Second, "no traces and logs exported", func() bool {
-		return rec.all("/v1/traces") != "" && rec.all("/v1/logs") != ""
+		return rec.all("/v1/traces") != "" && rec.all("/otlp/v1/logs") != ""
 	})
-	for _, path := range []string{"/v1/traces", "/v1/logs"} {
+	for _, path := range []string{"/v1/traces", "/otlp/v1/logs"} {
 		got := rec.all(path)
 		for _, secret := range []string{card, email, jwt, "Bearer"} {
 			if strings.Contains(got, secret) {
@@ -297,7 +300,8 @@ func TestRunGateway(t *testing.T) {
 		if !strings.Contains(got, "[REDACTED]") {
 			t.Errorf("%s: nothing redacted:\n%s", path, got)
 		}
-		for _, want := range []string{`"development"`, `"shop.name","value":{"stringValue":"demo"}`} {
+		// Traces arrive as OTLP/JSON, logs as protobuf, where strings are raw.
+		for _, want := range []string{"deployment.environment.name", "development", "shop.name", "demo"} {
 			if !strings.Contains(got, want) {
 				t.Errorf("%s lacks %s:\n%s", path, want, got)
 			}
