@@ -26,7 +26,7 @@ const (
 	newRelicExp     = "otlp_http/newrelic"
 	datadogExp      = "datadog"
 	datadogConn     = "datadog/connector"
-	loadBalancing   = "loadbalancing"
+	loadBalancing   = "load_balancing"
 	nopExp          = "nop"
 	redactedValue   = "[REDACTED]"
 	samplerSuffix   = "sampler"

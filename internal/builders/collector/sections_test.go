@@ -16,7 +16,7 @@ import (
 )
 
 // The sections of the components that cannot be built here (the datadog
-// exporter and connector, the loadbalancing exporter) are decoded strictly
+// exporter and connector, the load_balancing exporter) are decoded strictly
 // into their documented fields (contrib 0.161.0 READMEs): an unknown or
 // misspelt field fails, as the collector would fail on it.
 
@@ -94,16 +94,16 @@ func TestUnbuildableSections(t *testing.T) {
 	var lb loadBalancingDoc
 	strictDecode(t, gw["exporters"].(map[string]any)[loadBalancing], &lb)
 	if lb.RoutingKey != "traceID" {
-		t.Errorf("loadbalancing routing_key = %q, want traceID (whole traces on one sampler)", lb.RoutingKey)
+		t.Errorf("load_balancing routing_key = %q, want traceID (whole traces on one sampler)", lb.RoutingKey)
 	}
 	if lb.Resolver.DNS == nil || lb.Resolver.Static != nil || lb.Resolver.K8s != nil {
-		t.Fatalf("loadbalancing resolver = %+v, want exactly the DNS resolver", lb.Resolver)
+		t.Fatalf("load_balancing resolver = %+v, want exactly the DNS resolver", lb.Resolver)
 	}
 	if want := "demo-sampler-collector-headless.shop"; lb.Resolver.DNS.Hostname != want || lb.Resolver.DNS.Port != "4317" {
-		t.Errorf("loadbalancing DNS resolver = %+v, want %s:4317 (the sampler's headless Service)", *lb.Resolver.DNS, want)
+		t.Errorf("load_balancing DNS resolver = %+v, want %s:4317 (the sampler's headless Service)", *lb.Resolver.DNS, want)
 	}
 	if lb.Protocol.OTLP == nil {
-		t.Error("loadbalancing protocol.otlp is missing")
+		t.Error("load_balancing protocol.otlp is missing")
 	}
 }
 

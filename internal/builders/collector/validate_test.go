@@ -25,7 +25,7 @@ import (
 // pipelines stay exactly as rendered:
 //   - the datadog exporter by nop/datadog,
 //   - the datadog connector (traces -> metrics) by span_metrics/datadog,
-//   - the loadbalancing exporter by an otlp_grpc exporter with its
+//   - the load_balancing exporter by an otlp_grpc exporter with its
 //     protocol.otlp settings and the resolver's host and port, so those
 //     settings are validated by the real OTLP exporter.
 //
@@ -111,17 +111,17 @@ func standIns(t *testing.T, cfg map[string]any) map[string]any {
 			ex["nop/datadog"] = map[string]any{}
 			rename["datadog"] = "nop/datadog"
 		}
-		if lb, ok := ex["loadbalancing"].(map[string]any); ok {
+		if lb, ok := ex["load_balancing"].(map[string]any); ok {
 			otlp, _, _ := unstructured.NestedMap(lb, "protocol", "otlp")
 			host, _, _ := unstructured.NestedString(lb, "resolver", "dns", "hostname")
 			port, _, _ := unstructured.NestedString(lb, "resolver", "dns", "port")
 			if otlp == nil || host == "" || port == "" {
-				t.Fatalf("loadbalancing exporter without protocol.otlp or a DNS resolver: %v", lb)
+				t.Fatalf("load_balancing exporter without protocol.otlp or a DNS resolver: %v", lb)
 			}
 			otlp["endpoint"] = host + ":" + port
-			delete(ex, "loadbalancing")
+			delete(ex, "load_balancing")
 			ex["otlp_grpc/loadbalancing"] = otlp
-			rename["loadbalancing"] = "otlp_grpc/loadbalancing"
+			rename["load_balancing"] = "otlp_grpc/loadbalancing"
 		}
 	}
 	if conn, ok := cfg["connectors"].(map[string]any); ok {
