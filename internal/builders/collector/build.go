@@ -8,6 +8,7 @@ package collector
 import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/utils/ptr"
@@ -97,6 +98,9 @@ func collectorObject(in render.Input, p plan, name, component string, cfg map[st
 	if in.Spec.PodDisruptionBudgets && replicas > 1 {
 		spec["podDisruptionBudget"] = map[string]any{"maxUnavailable": 1}
 	}
+	if in.Spec.TopologySpread && replicas > 1 {
+		spec["topologySpreadConstraints"] = topologySpread(in, name)
+	}
 	meta := in.ObjectMeta(name, component)
 	obj := map[string]any{
 		"apiVersion": collectorAPIVersion,
@@ -115,6 +119,24 @@ func collectorObject(in render.Input, p plan, name, component string, cfg map[st
 		return nil, err
 	}
 	return u, nil
+}
+
+// topologySpread spreads a collector's pods over zones and nodes. The pods
+// carry the opentelemetry-operator's labels, not ours: select by those.
+func topologySpread(in render.Input, name string) []corev1.TopologySpreadConstraint {
+	selector := &metav1.LabelSelector{MatchLabels: map[string]string{
+		"app.kubernetes.io/managed-by": "opentelemetry-operator",
+		"app.kubernetes.io/component":  "opentelemetry-collector",
+		"app.kubernetes.io/instance":   in.Shop.Namespace + "." + name,
+	}}
+	spread := func(key string) corev1.TopologySpreadConstraint {
+		return corev1.TopologySpreadConstraint{
+			MaxSkew: 1, TopologyKey: key, WhenUnsatisfiable: corev1.ScheduleAnyway, LabelSelector: selector,
+			// Count only the pods of the current revision during a rollout.
+			MatchLabelKeys: []string{"pod-template-hash"},
+		}
+	}
+	return []corev1.TopologySpreadConstraint{spread(corev1.LabelTopologyZone), spread(corev1.LabelHostname)}
 }
 
 // secretEnv brings the exporters' credentials in from the Secrets the Shop
