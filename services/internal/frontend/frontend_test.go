@@ -434,3 +434,23 @@ func between(s, a, b string) string {
 }
 
 func base64JSON(s string) string { return base64RawURL([]byte(s)) }
+
+func TestReadyChecks(t *testing.T) {
+	shop := newFakeShop()
+	back := httptest.NewServer(shop)
+	srv, err := New(Options{AuthURL: back.URL, CatalogURL: back.URL, OrdersURL: back.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range srv.ReadyChecks() {
+		if err := c.Func(t.Context()); err != nil {
+			t.Errorf("%s not ready while up: %v", c.Name, err)
+		}
+	}
+	back.Close()
+	for _, c := range srv.ReadyChecks() {
+		if err := c.Func(t.Context()); err == nil {
+			t.Errorf("%s ready while its backend is down", c.Name)
+		}
+	}
+}
