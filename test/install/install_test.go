@@ -298,4 +298,3 @@ func TestSamplesListed(t *testing.T) {
 		}
 	}
 }
-
