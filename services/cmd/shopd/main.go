@@ -1,6 +1,7 @@
 // Command shopd runs one of the shop's services:
 //
 //	shopd auth|catalog|orders|payment|frontend
+//	shopd loadgen|synthetic   (the testing profile's load generator and synthetic checkout)
 //
 // Everything else comes from the environment; see docs/services.md.
 package main
@@ -15,9 +16,11 @@ import (
 	"github.com/shopplatform/shop-operator/services/internal/auth"
 	"github.com/shopplatform/shop-operator/services/internal/catalog"
 	"github.com/shopplatform/shop-operator/services/internal/frontend"
+	"github.com/shopplatform/shop-operator/services/internal/loadgen"
 	"github.com/shopplatform/shop-operator/services/internal/orders"
 	"github.com/shopplatform/shop-operator/services/internal/payment"
 	"github.com/shopplatform/shop-operator/services/internal/platform"
+	"github.com/shopplatform/shop-operator/services/internal/synthetic"
 )
 
 var services = map[string]func(context.Context, platform.Config) error{
@@ -26,6 +29,9 @@ var services = map[string]func(context.Context, platform.Config) error{
 	"frontend": frontend.Run,
 	"orders":   orders.Run,
 	"payment":  payment.Run,
+	// Not services: load and checks against them (docs/operations-testing.md).
+	"loadgen":   loadgen.Run,
+	"synthetic": synthetic.Run,
 }
 
 func main() {
@@ -34,7 +40,7 @@ func main() {
 			fmt.Println(platform.Version)
 			return
 		}
-		fmt.Fprintln(os.Stderr, "usage: shopd auth|catalog|orders|payment|frontend (configured by environment; see docs/services.md)")
+		fmt.Fprintln(os.Stderr, "usage: shopd auth|catalog|orders|payment|frontend|loadgen|synthetic (configured by environment; see docs/services.md)")
 		os.Exit(2)
 	}
 	name := os.Args[1]

@@ -25,6 +25,10 @@ type Config struct {
 	Requests    int           // at most this many requests (required, ≤ 1e6)
 	Duration    time.Duration // and at most this long (required)
 	Warmup      int           // requests sent first and not measured
+	// Rate, when > 0, paces the run open-loop: request i (0-based) starts no
+	// earlier than i/Rate seconds after the start, whichever worker sends it.
+	// Concurrency must cover Rate times the latency, or the rate is not met.
+	Rate float64
 	// Do sends one request; worker is 0..Concurrency-1 and seq is the global
 	// sequence number, so callers can make keys unique.
 	Do func(ctx context.Context, worker, seq int) error
@@ -108,7 +112,14 @@ func Run(ctx context.Context, c Config) (Result, error) {
 			local := make([]time.Duration, 0, 1024)
 			var lerrs int
 			var lfirst string
-			for ctx.Err() == nil && issued.Add(1) <= int64(c.Requests) {
+			for ctx.Err() == nil {
+				i := issued.Add(1)
+				if i > int64(c.Requests) {
+					break
+				}
+				if c.Rate > 0 && !sleepUntil(ctx, start.Add(time.Duration(float64(i-1)/c.Rate*float64(time.Second)))) {
+					break
+				}
 				t0 := time.Now()
 				err := c.Do(ctx, w, int(seq.Add(1)))
 				d := time.Since(t0)
@@ -144,6 +155,22 @@ func Run(ctx context.Context, c Config) (Result, error) {
 		r.P50, r.P90, r.P99, r.Max = pct(lat, 50), pct(lat, 90), pct(lat, 99), lat[len(lat)-1]
 	}
 	return r, nil
+}
+
+// sleepUntil waits for t; false when ctx ends first.
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 func pct(sorted []time.Duration, p float64) time.Duration {

@@ -68,3 +68,16 @@ func TestRunStopsAtTheDurationBound(t *testing.T) {
 		t.Fatalf("result %+v", r)
 	}
 }
+
+func TestRunPacesToTheRate(t *testing.T) {
+	// 20 requests at 200/s: the last may start only 95ms after the first,
+	// however many workers are idle. A lower bound, so no flakiness.
+	r, err := Run(context.Background(), Config{Concurrency: 8, Requests: 20, Duration: time.Minute, Rate: 200,
+		Do: func(context.Context, int, int) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Requests != 20 || r.Elapsed < 95*time.Millisecond {
+		t.Fatalf("not paced: %v in %s", r, r.Elapsed)
+	}
+}
