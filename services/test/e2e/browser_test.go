@@ -184,6 +184,32 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Logf("screenshot: %s", p)
 }
 
+// checkA11y checks the basics that a screen reader needs on the current
+// page: one main landmark, a label for every visible form field, alt text on
+// every image, one h1.
+func checkA11y(t *testing.T, ctx context.Context, page string) {
+	t.Helper()
+	problems, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`(() => {
+		const p = [];
+		if (document.querySelectorAll("main").length !== 1) p.push("main landmarks: " + document.querySelectorAll("main").length);
+		if (document.querySelectorAll("h1").length !== 1) p.push("h1 count: " + document.querySelectorAll("h1").length);
+		if (!document.documentElement.lang) p.push("no lang attribute");
+		for (const el of document.querySelectorAll("input:not([type=hidden]), select, textarea"))
+			if (!el.labels || el.labels.length === 0) p.push("unlabelled field " + (el.id || el.name));
+		for (const img of document.querySelectorAll("img"))
+			if (!img.hasAttribute("alt")) p.push("image without alt " + img.src);
+		for (const b of document.querySelectorAll("button"))
+			if (!(b.textContent.trim() || b.getAttribute("aria-label"))) p.push("button without a name");
+		return p;
+	})()`))
+	if err != nil {
+		t.Fatalf("a11y check on %s: %v", page, err)
+	}
+	for _, p := range problems {
+		t.Errorf("accessibility, %s page: %s", page, p)
+	}
+}
+
 func TestBrowserShopping(t *testing.T) {
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Skipf("skipping the browser test: %s is absent (install it with `make -C services browser-deps`, i.e. apt-get install -y chromium)", chromiumPath)
@@ -198,6 +224,9 @@ func TestBrowserShopping(t *testing.T) {
 	step(t, ctx, "register",
 		chromedp.Navigate(base+"/register"),
 		chromedp.WaitVisible(chromedp.CSS("#email")),
+	)
+	checkA11y(t, ctx, "register")
+	step(t, ctx, "register",
 		chromedp.SendKeys(chromedp.CSS("#name"), "Ada Shopper"),
 		chromedp.SendKeys(chromedp.CSS("#email"), email),
 		chromedp.SendKeys(chromedp.CSS("#password"), "correct horse battery"),
@@ -215,10 +244,12 @@ func TestBrowserShopping(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`li.card[data-sku="`+prod.SKU+`"] h3 a`)),
 	)
 	screenshot(t, ctx, "search")
+	checkA11y(t, ctx, "search results")
 	step(t, ctx, "product page",
 		chromedp.Click(chromedp.CSS(`li.card[data-sku="`+prod.SKU+`"] h3 a`)),
 		chromedp.WaitVisible(chromedp.CSS("#add-to-cart")),
 	)
+	checkA11y(t, ctx, "product")
 	if got := text(t, ctx, "h1"); got != prod.Name {
 		t.Fatalf("product page heading %q, want %q", got, prod.Name)
 	}
@@ -240,6 +271,7 @@ func TestBrowserShopping(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("#cc-cvc"), "123"),
 	)
 	screenshot(t, ctx, "checkout")
+	checkA11y(t, ctx, "checkout")
 	step(t, ctx, "pay",
 		chromedp.Click(chromedp.CSS("#pay")),
 		chromedp.WaitVisible(chromedp.CSS("#order-id")),
@@ -260,6 +292,7 @@ func TestBrowserShopping(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-order="`+orderID+`"]`)),
 	)
 	screenshot(t, ctx, "history")
+	checkA11y(t, ctx, "order history")
 
 	// A declined card: a clear error, nothing ordered, stock unchanged.
 	step(t, ctx, "add again",
@@ -280,6 +313,7 @@ func TestBrowserShopping(t *testing.T) {
 		t.Fatalf("declined card message: %q", msg)
 	}
 	screenshot(t, ctx, "declined")
+	checkA11y(t, ctx, "declined checkout")
 	if got := catalogProduct(t, st, prod.SKU).Stock; got != after.Stock {
 		t.Fatalf("stock after a declined card: %d, want %d (unchanged)", got, after.Stock)
 	}
