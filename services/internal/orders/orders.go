@@ -39,6 +39,8 @@ type Options struct {
 	// Client calls the peers; NewHTTPClient(10s) when nil. It must wait
 	// longer than payment's provider timeout.
 	Client *http.Client
+	// PaymentClient calls payment; Client when nil.
+	PaymentClient *http.Client
 	// StaleAfter is when a pending order is considered abandoned (default 15m).
 	StaleAfter time.Duration
 }
@@ -57,6 +59,9 @@ type Service struct {
 func New(db *pgxpool.Pool, verify *platform.Verifier, opts Options) *Service {
 	if opts.Client == nil {
 		opts.Client = platform.NewHTTPClient(10 * time.Second)
+	}
+	if opts.PaymentClient == nil {
+		opts.PaymentClient = opts.Client
 	}
 	if opts.StaleAfter <= 0 {
 		opts.StaleAfter = 15 * time.Minute
@@ -446,7 +451,11 @@ func (s *Service) fail(ctx context.Context, id string, p *platform.Problem) *pla
 }
 
 func (s *Service) call(ctx context.Context, method, url string, hdr http.Header, in, out any) error {
-	return platform.CallJSON(ctx, s.opts.Client, method, url, hdr, in, out)
+	c := s.opts.Client
+	if strings.HasPrefix(url, s.opts.PaymentURL+"/") {
+		c = s.opts.PaymentClient
+	}
+	return platform.CallJSON(ctx, c, method, url, hdr, in, out)
 }
 
 func (s *Service) retry(ctx context.Context, method, url string) error {
