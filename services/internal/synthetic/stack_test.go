@@ -226,7 +226,7 @@ func TestSyntheticCheckoutPassesAndRecordsIntegrationMetrics(t *testing.T) {
 	}
 	before := time.Now()
 	rep := Check(ctx, urls(stack), m)
-	if rep.Err != nil || rep.Result != Pass || rep.OrderID == "" {
+	if rep.Err != nil || rep.CleanupErr != nil || !rep.Refunded || rep.Result != Pass || rep.OrderID == "" {
 		t.Fatalf("synthetic checkout: %+v", rep)
 	}
 	for _, s := range Steps {

@@ -1,0 +1,221 @@
+package operations_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
+	"github.com/shopplatform/shop-operator/internal/builders/operations"
+	"github.com/shopplatform/shop-operator/internal/golden"
+	"github.com/shopplatform/shop-operator/internal/render"
+	"github.com/shopplatform/shop-operator/internal/render/rendertest"
+	"github.com/shopplatform/shop-operator/internal/scheme"
+	"github.com/shopplatform/shop-operator/internal/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		var err error
+		env, err = testenv.Start(testenv.Options{ThirdPartyCRDs: true})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer func() { _ = env.Stop() }()
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+type variant struct {
+	name string
+	spec shopv1.ShopSpec
+}
+
+// variants: each profile as is, and production with both turned on (a
+// bounded run, an hourly check).
+func variants() []variant {
+	var out []variant
+	for _, e := range rendertest.Environments {
+		out = append(out, variant{string(e), shopv1.ShopSpec{Environment: e}})
+	}
+	on := shopv1.ShopSpec{Environment: shopv1.Production}
+	on.Operations.LoadGenerator = shopv1.LoadGeneratorSpec{Enabled: ptr.To(true), RequestsPerSecond: ptr.To[int32](50),
+		Duration: &metav1.Duration{Duration: 30 * time.Minute}}
+	on.Operations.SyntheticCheck = shopv1.SyntheticCheckSpec{Enabled: ptr.To(true), Schedule: "0 * * * *"}
+	return append(out, variant{"production-enabled", on})
+}
+
+// stamp finishes objects as the engine does (type metadata, owner reference).
+func stamp(t testing.TB, in render.Input, objs []client.Object) []*unstructured.Unstructured {
+	t.Helper()
+	var out []*unstructured.Unstructured
+	for _, obj := range objs {
+		gvk, err := apiutil.GVKForObject(obj, scheme.Scheme)
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj.GetObjectKind().SetGroupVersionKind(gvk)
+		if err := controllerutil.SetControllerReference(in.Shop, obj, scheme.Scheme); err != nil {
+			t.Fatal(err)
+		}
+		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := &unstructured.Unstructured{Object: m}
+		unstructured.RemoveNestedField(u.Object, "status")
+		unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
+		unstructured.RemoveNestedField(u.Object, "spec", "template", "metadata", "creationTimestamp")
+		unstructured.RemoveNestedField(u.Object, "spec", "jobTemplate", "metadata", "creationTimestamp")
+		unstructured.RemoveNestedField(u.Object, "spec", "jobTemplate", "spec", "template", "metadata", "creationTimestamp")
+		out = append(out, u)
+	}
+	return out
+}
+
+func build(t testing.TB, in render.Input) []*unstructured.Unstructured {
+	t.Helper()
+	objs, err := operations.Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stamp(t, in, objs)
+}
+
+func TestGolden(t *testing.T) {
+	for _, v := range variants() {
+		t.Run(v.name, func(t *testing.T) {
+			golden.Assert(t, v.name+".yaml", golden.YAML(t, build(t, rendertest.Input(v.spec))))
+		})
+	}
+}
+
+func kinds(objs []*unstructured.Unstructured) []string {
+	var out []string
+	for _, u := range objs {
+		out = append(out, u.GetKind()+"/"+u.GetName())
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Off in development and production, on in testing, unless the Shop says.
+func TestProfiles(t *testing.T) {
+	want := map[string][]string{
+		"development": nil,
+		"production":  nil,
+		"testing": {"CronJob/demo-synthetic", "Deployment/demo-loadgen", "PodMonitor/demo-loadgen",
+			"ServiceAccount/demo-loadgen", "ServiceAccount/demo-synthetic"},
+	}
+	for _, v := range variants()[:3] {
+		if got := kinds(build(t, rendertest.Input(v.spec))); !slices.Equal(got, want[v.name]) {
+			t.Errorf("%s: %v, want %v", v.name, got, want[v.name])
+		}
+	}
+	// Testing, turned off by the Shop.
+	off := shopv1.ShopSpec{Environment: shopv1.Testing}
+	off.Operations.LoadGenerator.Enabled = ptr.To(false)
+	off.Operations.SyntheticCheck.Enabled = ptr.To(false)
+	if got := build(t, rendertest.Input(off)); len(got) != 0 {
+		t.Errorf("testing with both off: %v", kinds(got))
+	}
+	// Without the Prometheus operator: no PodMonitor, the rest stays.
+	in := rendertest.InputFor(rendertest.Shop(shopv1.ShopSpec{Environment: shopv1.Testing}), render.APIs{})
+	if got := kinds(build(t, in)); slices.Contains(got, "PodMonitor/demo-loadgen") || len(got) != 4 {
+		t.Errorf("no optional APIs: %v", got)
+	}
+}
+
+func env0(t *testing.T, u *unstructured.Unstructured, path ...string) map[string]string {
+	t.Helper()
+	cs, _, _ := unstructured.NestedSlice(u.Object, append(path, "containers")...)
+	if len(cs) != 1 {
+		t.Fatalf("%s: %d containers", u.GetName(), len(cs))
+	}
+	out := map[string]string{}
+	vars, _, _ := unstructured.NestedSlice(cs[0].(map[string]any), "env")
+	for _, v := range vars {
+		m := v.(map[string]any)
+		val, _ := m["value"].(string)
+		out[m["name"].(string)] = val
+	}
+	return out
+}
+
+func TestEnvFromSpec(t *testing.T) {
+	v := variants()[3]
+	objs := build(t, rendertest.Input(v.spec))
+	var dep, cron *unstructured.Unstructured
+	for _, u := range objs {
+		switch u.GetKind() {
+		case "Deployment":
+			dep = u
+		case "CronJob":
+			cron = u
+		}
+	}
+	e := env0(t, dep, "spec", "template", "spec")
+	for k, want := range map[string]string{
+		"LOADGEN_RPS": "50", "LOADGEN_DURATION": "30m0s", "FRONTEND_URL": "http://demo-frontend:8080",
+		"ORDERS_URL": "http://demo-orders:8080", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://demo-collector:4317",
+		"OTEL_SERVICE_NAME": "loadgen", "OTEL_TRACES_SAMPLER_ARG": "0.1",
+	} {
+		if e[k] != want {
+			t.Errorf("loadgen %s = %q, want %q", k, e[k], want)
+		}
+	}
+	if s, _, _ := unstructured.NestedString(cron.Object, "spec", "schedule"); s != "0 * * * *" {
+		t.Errorf("schedule %q", s)
+	}
+	c := env0(t, cron, "spec", "jobTemplate", "spec", "template", "spec")
+	if c["AUTH_URL"] != "http://demo-auth:8080" || c["OTEL_SERVICE_NAME"] != "synthetic" || c["OTEL_EXPORTER_OTLP_ENDPOINT"] == "" {
+		t.Errorf("synthetic env %v", c)
+	}
+	args, _, _ := unstructured.NestedSlice(cron.Object, "spec", "jobTemplate", "spec", "template", "spec", "containers")
+	if a := args[0].(map[string]any)["args"].([]any); len(a) != 1 || a[0] != "synthetic" {
+		t.Errorf("synthetic args %v", a)
+	}
+}
+
+// TestApply proves the real API server (with the real PodMonitor CRD)
+// accepts every object of every variant, owned by a real Shop.
+func TestApply(t *testing.T) {
+	ctx := context.Background()
+	for _, v := range variants() {
+		t.Run(v.name, func(t *testing.T) {
+			ns := "operations-" + v.name
+			if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+				t.Fatal(err)
+			}
+			shop := rendertest.Shop(v.spec)
+			shop.Namespace, shop.UID = ns, ""
+			if err := env.Client.Create(ctx, shop); err != nil {
+				t.Fatalf("creating the Shop: %v", err)
+			}
+			in := rendertest.InputFor(shop, render.AllAPIs)
+			for _, u := range build(t, in) {
+				err := env.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u),
+					client.FieldOwner(render.ManagedBy), client.ForceOwnership, client.DryRunAll)
+				if err != nil {
+					t.Errorf("apply %s %s: %v", u.GetKind(), u.GetName(), err)
+				}
+			}
+		})
+	}
+}
