@@ -52,8 +52,8 @@ func NewJWK(kid string, pub ed25519.PublicKey) JWK {
 // Verifier checks EdDSA access tokens against a key set.
 type Verifier struct {
 	Issuer, Audience string
-	// keys returns the key for kid; refresh asks for a fresh JWKS.
-	mu        sync.Mutex
+
+	mu        sync.Mutex // guards the cache below
 	keys      map[string]ed25519.PublicKey
 	fetchedAt time.Time
 	attemptAt time.Time
