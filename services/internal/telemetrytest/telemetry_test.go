@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/baggage"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -71,7 +72,16 @@ func TestCheckoutIsOneTraceWithCorrelatedLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(ordDB.Close)
-	catSrv := httptest.NewServer(platform.Handler("catalog", catalog.New(catDB, v).Routes()))
+	// Record the baggage header that reaches the catalog through orders.
+	var bagMu sync.Mutex
+	var catalogBaggage []string
+	catRoutes := catalog.New(catDB, v).Routes()
+	catSrv := httptest.NewServer(platform.Handler("catalog", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		bagMu.Lock()
+		catalogBaggage = append(catalogBaggage, r.Header.Get("baggage"))
+		bagMu.Unlock()
+		catRoutes.ServeHTTP(w, r)
+	})))
 	t.Cleanup(catSrv.Close)
 	paySrv := httptest.NewServer(platform.Handler("payment", payment.New(payDB, v, payment.Options{}).Routes()))
 	t.Cleanup(paySrv.Close)
@@ -79,7 +89,9 @@ func TestCheckoutIsOneTraceWithCorrelatedLogs(t *testing.T) {
 	t.Cleanup(ordSrv.Close)
 
 	// The caller (the storefront in production) starts the trace.
-	ctx, root := otel.Tracer("test").Start(t.Context(), "storefront checkout")
+	member, _ := baggage.NewMember("shop.session", "s-42")
+	bag, _ := baggage.New(member)
+	ctx, root := otel.Tracer("test").Start(baggage.ContextWithBaggage(t.Context(), bag), "storefront checkout")
 	traceID := root.SpanContext().TraceID()
 	tok, _ := iss.Issue("u1", "u1@example.com", "customer")
 	body, _ := json.Marshal(orders.CheckoutRequest{Items: []orders.Item{{SKU: "BOOK-001", Quantity: 1}},
@@ -141,6 +153,17 @@ func TestCheckoutIsOneTraceWithCorrelatedLogs(t *testing.T) {
 			t.Errorf("span %q starts its own root", s.Name())
 		}
 	}
+
+	bagMu.Lock()
+	for _, b := range catalogBaggage {
+		if !strings.Contains(b, "shop.session=s-42") {
+			t.Errorf("baggage not propagated through orders to catalog: %q", b)
+		}
+	}
+	if len(catalogBaggage) == 0 {
+		t.Error("catalog saw no request")
+	}
+	bagMu.Unlock()
 
 	// Log lines written while serving carry the same trace ID.
 	found := map[string]bool{}
