@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -79,6 +80,11 @@ type ShopReconciler struct {
 // +kubebuilder:rbac:groups=security.istio.io,resources=peerauthentications;requestauthentications;authorizationpolicies,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors;prometheusrules;alertmanagerconfigs,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=opentelemetry.io,resources=opentelemetrycollectors,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
+// The collector's Role lets it read pods and replicasets (k8s_attributes); Kubernetes
+// lets the operator grant only what it holds itself.
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -136,7 +142,7 @@ func (r *ShopReconciler) reconcile(ctx context.Context, shop *shopv1.Shop, st *s
 		st.stalled("RenderFailed", err.Error())
 		return ctrl.Result{}, nil
 	}
-	changes, err := r.applier.ApplyAll(ctx, desired, ssa.DefaultApplyOptions())
+	changes, err := r.applier.ApplyAllStaged(ctx, desired, applyOptions)
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("applying children: %w", err)
 	}
@@ -282,6 +288,14 @@ func (r *ShopReconciler) patchStatus(ctx context.Context, old, shop *shopv1.Shop
 	return client.IgnoreNotFound(r.Client.Status().Patch(ctx, shop, client.MergeFrom(old)))
 }
 
+// applyOptions apply Roles in a stage of their own: the API server checks a
+// RoleBinding against the Role it names, which a dry run cannot see yet.
+var applyOptions = func() ssa.ApplyOptions {
+	o := ssa.DefaultApplyOptions()
+	o.CustomStageKinds = map[schema.GroupKind]struct{}{{Group: rbacv1.GroupName, Kind: "Role"}: {}}
+	return o
+}()
+
 // baseKinds are the built-in kinds the builders render and prune may delete.
 // Secrets are not pruned: deleting a generated Secret would lock the services
 // out of their data; they go with the Shop through garbage collection.
@@ -295,6 +309,8 @@ var baseKinds = []schema.GroupVersionKind{
 	autoscalingv2.SchemeGroupVersion.WithKind("HorizontalPodAutoscaler"),
 	networkingv1.SchemeGroupVersion.WithKind("NetworkPolicy"),
 	batchv1.SchemeGroupVersion.WithKind("CronJob"),
+	rbacv1.SchemeGroupVersion.WithKind("Role"),
+	rbacv1.SchemeGroupVersion.WithKind("RoleBinding"),
 }
 
 // SetupWithManager registers the controller. Owned built-in kinds are watched
@@ -320,6 +336,8 @@ func (r *ShopReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&autoscalingv2.HorizontalPodAutoscaler{}).
 		Owns(&networkingv1.NetworkPolicy{}).
 		Owns(&batchv1.CronJob{}).
+		Owns(&rbacv1.Role{}).
+		Owns(&rbacv1.RoleBinding{}).
 		// A CRD appearing or going away changes what a Shop can render.
 		WatchesMetadata(&apiextensionsv1.CustomResourceDefinition{},
 			handler.EnqueueRequestsFromMapFunc(r.allShopsOnCRDChange)).

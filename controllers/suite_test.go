@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -21,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/yaml"
 
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
 	"github.com/shopplatform/shop-operator/internal/render"
@@ -44,7 +47,13 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	k8s, testCfg = env.Client, env.Config
-	cfg := rest.CopyConfig(env.Config)
+	// The operator runs as its ServiceAccount with exactly the ClusterRole
+	// that config/rbac ships: a permission missing there fails these tests.
+	cfg, err := asOperator(env)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	cfg.Wrap(writes.wrap)
 	mgr, err := newManager(cfg, ctrl.Options{
 		Metrics:                metricsserver.Options{BindAddress: "0"},
@@ -225,4 +234,32 @@ func markWorkloadsReady(t *testing.T, ns, shop string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// asOperator binds config/rbac/role.yaml to the operator's ServiceAccount
+// and returns a config that impersonates it.
+func asOperator(env *testenv.Env) (*rest.Config, error) {
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "rbac", "role.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	role := &rbacv1.ClusterRole{}
+	if err := yaml.Unmarshal(data, role); err != nil {
+		return nil, err
+	}
+	const ns, sa = "shop-system", "controller-manager"
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "shop-operator-manager"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: sa}},
+	}
+	ctx := context.Background()
+	for _, obj := range []client.Object{role, binding} {
+		if err := env.Client.Create(ctx, obj); err != nil {
+			return nil, err
+		}
+	}
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + ns + ":" + sa}
+	return cfg, nil
 }
