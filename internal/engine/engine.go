@@ -19,6 +19,7 @@ import (
 	"github.com/shopplatform/shop-operator/internal/builders/databases"
 	"github.com/shopplatform/shop-operator/internal/builders/mesh"
 	"github.com/shopplatform/shop-operator/internal/builders/monitoring"
+	"github.com/shopplatform/shop-operator/internal/builders/operations"
 	"github.com/shopplatform/shop-operator/internal/builders/workloads"
 	"github.com/shopplatform/shop-operator/internal/render"
 	"github.com/shopplatform/shop-operator/internal/scheme"
@@ -38,6 +39,7 @@ var Builders = []Builder{
 	{"collector", collector.Build},
 	{"monitoring", monitoring.Build},
 	{"dashboards", dashboards.Build},
+	{"operations", operations.Build},
 }
 
 // Desired returns every child the Shop wants, owned by the Shop, sorted so

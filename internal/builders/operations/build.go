@@ -1,7 +1,9 @@
 // Package operations renders the testing profile's extras: the load
 // generator (Deployment <shop>-loadgen, `shopd loadgen`) and the synthetic
 // checkout (CronJob <shop>-synthetic, `shopd synthetic`), from
-// spec.operations. The profiles turn both on in testing only; a Shop turns
+// spec.operations. Both send their metrics over OTLP to the Shop's collector
+// (the load generator also serves /metrics on its admin port, unscraped, so
+// Prometheus never sees the same series twice). The profiles turn both on in testing only; a Shop turns
 // them on anywhere. Build is pure: it reads only its input.
 package operations
 
@@ -9,7 +11,6 @@ import (
 	"fmt"
 	"time"
 
-	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -47,9 +48,6 @@ func Build(in render.Input) ([]client.Object, error) {
 	var out []client.Object
 	if ptr.Deref(ops.LoadGenerator.Enabled, false) {
 		out = append(out, serviceAccount(in, LoadGenerator), loadGenerator(in))
-		if in.APIs.PrometheusOperator && ptr.Deref(in.Spec.Observability.Prometheus.ServiceMonitors, false) {
-			out = append(out, podMonitor(in))
-		}
 	}
 	if ptr.Deref(ops.SyntheticCheck.Enabled, false) {
 		out = append(out, serviceAccount(in, SyntheticCheck), syntheticCheck(in))
@@ -122,29 +120,6 @@ func syntheticCheck(in render.Input) *batchv1.CronJob {
 					},
 				},
 			},
-		},
-	}
-}
-
-// podMonitor scrapes the load generator's /metrics with the labels every
-// Shop series carries (shop, service), like the services' ServiceMonitors.
-func podMonitor(in render.Input) *monitoringv1.PodMonitor {
-	meta := in.ObjectMeta(in.Name(LoadGenerator), LoadGenerator)
-	meta.Labels = render.WithLabels(meta.Labels, in.Spec.Observability.Prometheus.SelectorLabels)
-	return &monitoringv1.PodMonitor{
-		ObjectMeta: meta,
-		Spec: monitoringv1.PodMonitorSpec{
-			Selector:          metav1.LabelSelector{MatchLabels: in.SelectorLabels(LoadGenerator)},
-			NamespaceSelector: monitoringv1.NamespaceSelector{MatchNames: []string{in.Shop.Namespace}},
-			PodMetricsEndpoints: []monitoringv1.PodMetricsEndpoint{{
-				Port:     ptr.To(portAdmin),
-				Path:     "/metrics",
-				Interval: monitoringv1.Duration(in.Spec.Observability.Prometheus.ScrapeInterval),
-				RelabelConfigs: []monitoringv1.RelabelConfig{
-					{Action: "replace", TargetLabel: "shop", Replacement: ptr.To(in.Shop.Name)},
-					{Action: "replace", TargetLabel: "service", Replacement: ptr.To(LoadGenerator)},
-				},
-			}},
 		},
 	}
 }

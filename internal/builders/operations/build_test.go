@@ -120,8 +120,7 @@ func TestProfiles(t *testing.T) {
 	want := map[string][]string{
 		"development": nil,
 		"production":  nil,
-		"testing": {"CronJob/demo-synthetic", "Deployment/demo-loadgen", "PodMonitor/demo-loadgen",
-			"ServiceAccount/demo-loadgen", "ServiceAccount/demo-synthetic"},
+		"testing":     {"CronJob/demo-synthetic", "Deployment/demo-loadgen", "ServiceAccount/demo-loadgen", "ServiceAccount/demo-synthetic"},
 	}
 	for _, v := range variants()[:3] {
 		if got := kinds(build(t, rendertest.Input(v.spec))); !slices.Equal(got, want[v.name]) {
@@ -135,10 +134,14 @@ func TestProfiles(t *testing.T) {
 	if got := build(t, rendertest.Input(off)); len(got) != 0 {
 		t.Errorf("testing with both off: %v", kinds(got))
 	}
-	// Without the Prometheus operator: no PodMonitor, the rest stays.
+	// Without a collector nothing is exported: no OTLP endpoint.
 	in := rendertest.InputFor(rendertest.Shop(shopv1.ShopSpec{Environment: shopv1.Testing}), render.APIs{})
-	if got := kinds(build(t, in)); slices.Contains(got, "PodMonitor/demo-loadgen") || len(got) != 4 {
-		t.Errorf("no optional APIs: %v", got)
+	for _, u := range build(t, in) {
+		if u.GetKind() == "Deployment" {
+			if e := env0(t, u, "spec", "template", "spec"); e["OTEL_EXPORTER_OTLP_ENDPOINT"] != "" {
+				t.Errorf("OTLP endpoint without a collector: %v", e)
+			}
+		}
 	}
 }
 
@@ -193,7 +196,7 @@ func TestEnvFromSpec(t *testing.T) {
 	}
 }
 
-// TestApply proves the real API server (with the real PodMonitor CRD)
+// TestApply proves the real API server
 // accepts every object of every variant, owned by a real Shop.
 func TestApply(t *testing.T) {
 	ctx := context.Background()
