@@ -136,6 +136,8 @@ func (r *ShopReconciler) reconcile(ctx context.Context, shop *shopv1.Shop, st *s
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	st.exporters(in)
+	in = withoutUnreadyExporters(in, st.refProblems)
 
 	desired, err := engine.Desired(in)
 	if err != nil {
@@ -203,6 +205,21 @@ func (r *ShopReconciler) checkReferences(ctx context.Context, in render.Input, s
 	}
 	st.references(problems)
 	return len(problems) == 0, nil
+}
+
+// withoutUnreadyExporters switches off every exporter whose Secret is
+// missing, so the collector still starts and the other exporters keep
+// working; the exporter's condition says why it is off.
+func withoutUnreadyExporters(in render.Input, problems []string) render.Input {
+	o := &in.Spec.Observability
+	switches := map[string]**bool{"datadog": &o.Datadog.Enabled, "newrelic": &o.NewRelic.Enabled}
+	for name, enabled := range switches {
+		if len(filter(problems, exporterFor(name)+":")) > 0 {
+			off := false
+			*enabled = &off
+		}
+	}
+	return in
 }
 
 // prune deletes children of this Shop that are no longer desired. It lists

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
+	"github.com/shopplatform/shop-operator/internal/builders/collector"
 	"github.com/shopplatform/shop-operator/internal/builders/mesh"
 	"github.com/shopplatform/shop-operator/internal/render"
 )
@@ -81,12 +82,49 @@ func (s *status) references(problems []string) {
 	s.set(shopv1.ConditionReferencesResolved, false, "SecretMissing", strings.Join(problems, "; "))
 }
 
+// exporterConditions names the condition of each switchable exporter.
+var exporterConditions = map[string]string{
+	"jaeger": "JaegerReady", "loki": "LokiReady", "datadog": "DatadogReady", "newrelic": "NewRelicReady",
+}
+
+// exporters sets one condition per exporter the Shop switches on (and
+// removes it when switched off): configured, its Secret present, or why not.
+func (s *status) exporters(in render.Input) {
+	for _, e := range collector.Exporters(in) {
+		t := exporterConditions[e.Name]
+		if !e.Enabled {
+			meta.RemoveStatusCondition(&s.conditions, t)
+			continue
+		}
+		if problems := filter(s.refProblems, exporterFor(e.Name)+":"); len(problems) > 0 {
+			s.set(t, false, "SecretMissing", strings.Join(problems, "; ")+"; the other exporters keep working")
+			continue
+		}
+		s.set(t, e.Rendered, e.Reason, e.Message)
+	}
+}
+
+// monitoring reports whether the Shop's ServiceMonitors and rules exist.
+func (s *status) monitoring(in render.Input) {
+	p := in.Spec.Observability.Prometheus
+	switch {
+	case !on(p.ServiceMonitors) && !on(p.Rules):
+		meta.RemoveStatusCondition(&s.conditions, shopv1.ConditionMonitoringReady)
+	case !in.APIs.PrometheusOperator:
+		s.set(shopv1.ConditionMonitoringReady, false, "PrometheusOperatorMissing",
+			"the cluster does not serve monitoring.coreos.com/v1: install prometheus-operator to get ServiceMonitors and alerting rules")
+	default:
+		s.set(shopv1.ConditionMonitoringReady, true, "Applied", "ServiceMonitors and alerting rules are applied")
+	}
+}
+
 // finish derives Ready, Reconciling and Stalled from what was observed.
 func (s *status) finish(in render.Input) {
 	s.env = in.Spec.Environment
 	s.url = storefrontURL(in)
 	_, reason, msg := mesh.Status(in)
 	s.set(shopv1.ConditionMeshReady, mesh.ModeOf(in) == mesh.ModeIstio, reason, msg)
+	s.monitoring(in)
 	var waiting, dbWaiting []string
 	for _, c := range s.components {
 		if ready, total := parseReady(c.Ready); ready < total || total == 0 {
@@ -117,8 +155,11 @@ func (s *status) finish(in render.Input) {
 		s.set(shopv1.ConditionStalled, true, s.stalledReason, s.stalledMessage)
 		s.set(shopv1.ConditionReconciling, false, s.stalledReason, s.stalledMessage)
 		s.set(shopv1.ConditionReady, false, s.stalledReason, s.stalledMessage)
-	case len(s.refProblems) > 0:
-		msg := strings.Join(s.refProblems, "; ") + " (create it; the Shop retries on its own)"
+	case len(dbProblems) > 0:
+		// Only a database's Secret blocks the Shop: without it a service
+		// cannot start. An exporter or receiver without its Secret is left
+		// out and reported in its own condition; the rest keeps working.
+		msg := strings.Join(dbProblems, "; ") + " (create it; the Shop retries on its own)"
 		s.set(shopv1.ConditionStalled, true, "SecretMissing", msg)
 		s.set(shopv1.ConditionReconciling, false, "SecretMissing", msg)
 		s.set(shopv1.ConditionReady, false, "SecretMissing", msg)

@@ -12,10 +12,12 @@ import (
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+	corev1 "k8s.io/api/core/v1"
 	k8snetworkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
@@ -70,5 +72,44 @@ func TestOptionalAPIsAppearLater(t *testing.T) {
 			return false, "not found"
 		}
 		return err == nil && vs.UID != uid, fmt.Sprint(err)
+	})
+}
+
+// TestMissingExporterSecret switches Datadog on with a Secret that does not
+// exist yet: its condition says so, the collector runs without it, and the
+// Shop is still Ready; once the Secret appears, the exporter is added.
+func TestMissingExporterSecret(t *testing.T) {
+	ns := namespace(t)
+	spec := shopv1.ShopSpec{Observability: shopv1.ObservabilitySpec{Datadog: shopv1.DatadogSpec{
+		Enabled: ptr.To(true), APIKeySecretRef: &shopv1.SecretKeyRef{Name: "dd", Key: "api-key"},
+	}}}
+	if err := k8s.Create(ctx, newShop(ns, "dd", spec)); err != nil {
+		t.Fatal(err)
+	}
+	s := waitCondition(t, ns, "dd", "DatadogReady", metav1.ConditionFalse)
+	if _, reason, msg := condition(s, "DatadogReady"); reason != "SecretMissing" || !strings.Contains(msg, `Secret "dd" not found`) {
+		t.Errorf("DatadogReady = %s: %s, want SecretMissing naming the Secret", reason, msg)
+	}
+	collectorConfig := func() string {
+		u := &unstructured.Unstructured{}
+		u.SetAPIVersion("opentelemetry.io/v1beta1")
+		u.SetKind("OpenTelemetryCollector")
+		mustGet(t, u, ns, "dd")
+		cfg, _, _ := unstructured.NestedMap(u.Object, "spec", "config")
+		return fmt.Sprint(cfg)
+	}
+	if strings.Contains(collectorConfig(), "datadog") {
+		t.Error("the collector exports to Datadog without its API key")
+	}
+	markWorkloadsReady(t, ns, "dd")
+	waitCondition(t, ns, "dd", shopv1.ConditionReady, metav1.ConditionTrue)
+
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dd"}, StringData: map[string]string{"api-key": "x"}}
+	if err := k8s.Create(ctx, sec); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, ns, "dd", "DatadogReady", metav1.ConditionTrue)
+	eventually(t, "the Datadog exporter added", func() (bool, string) {
+		return strings.Contains(collectorConfig(), "datadog"), "no datadog in the collector config"
 	})
 }

@@ -649,4 +649,5 @@ const (
 	ConditionReferencesResolved    = "ReferencesResolved"
 	ConditionDependenciesAvailable = "DependenciesAvailable"
 	ConditionMeshReady             = "MeshReady"
+	ConditionMonitoringReady       = "MonitoringReady"
 )
