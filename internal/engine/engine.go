@@ -54,7 +54,7 @@ func Desired(in render.Input) ([]*unstructured.Unstructured, error) {
 			return nil, fmt.Errorf("rendering %s: %w", b.Family, err)
 		}
 		for _, obj := range objs {
-			u, err := finish(in, obj)
+			u, err := Finish(in, obj)
 			if err != nil {
 				return nil, fmt.Errorf("rendering %s: %w", b.Family, err)
 			}
@@ -70,9 +70,9 @@ func Desired(in render.Input) ([]*unstructured.Unstructured, error) {
 	return out, nil
 }
 
-// finish sets type metadata, the common labels and the owner reference
+// Finish sets type metadata, the common labels and the owner reference
 // (unless the builder marked the object to be retained).
-func finish(in render.Input, obj client.Object) (*unstructured.Unstructured, error) {
+func Finish(in render.Input, obj client.Object) (*unstructured.Unstructured, error) {
 	if u, ok := obj.(*unstructured.Unstructured); ok {
 		obj = u.DeepCopy()
 	} else {
