@@ -42,6 +42,9 @@ func boards(in render.Input) []board {
 	if in.Spec.Environment == shopv1.Development {
 		out = append(out, board{"debug", debug})
 	}
+	if wantsOperations(in) {
+		out = append(out, board{"operations", operations})
+	}
 	return out
 }
 

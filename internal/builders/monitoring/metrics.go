@@ -19,6 +19,10 @@ const (
 	FromKubeStateMetrics Source = "kube-state-metrics"
 	// FromPrometheus: series Prometheus writes itself for every target.
 	FromPrometheus Source = "prometheus"
+	// FromOperations: the load generator and the synthetic checkout (shopd
+	// loadgen, shopd synthetic), pushed over OTLP and re-exported by the
+	// collector with their resource attributes as labels (service_name).
+	FromOperations Source = "operations"
 )
 
 // Services' metrics. HTTP server metrics follow the OTel semantic conventions
@@ -39,6 +43,18 @@ const (
 	Checkouts         = "shop_checkouts_total" // label outcome: confirmed or the failure code
 	Payments          = "shop_payments_total"  // labels outcome, currency
 	PaymentRefunds    = "shop_payment_refunds_total"
+)
+
+// Load generator and synthetic checkout (docs/operations-testing.md).
+const (
+	LoadgenRequests               = "shop_loadgen_requests_total" // labels scenario, outcome
+	LoadgenDuration               = "shop_loadgen_request_duration_seconds"
+	LoadgenDurationBucket         = LoadgenDuration + "_bucket" // label scenario
+	LoadgenDurationCount          = LoadgenDuration + "_count"
+	LoadgenDurationSum            = LoadgenDuration + "_sum"
+	SyntheticRuns                 = "shop_synthetic_runs_total"            // label result: pass, fail
+	SyntheticStepDuration         = "shop_synthetic_step_duration_seconds" // gauge of the last run, label step
+	SyntheticLastSuccessTimestamp = "shop_synthetic_last_success_timestamp_seconds"
 )
 
 // PaymentFailedOutcomes is the regular expression of the payment outcomes
@@ -79,6 +95,10 @@ func Metrics() map[string]Source {
 		PgUp: FromPostgresExporter, PgStatActivityCount: FromPostgresExporter, PgMaxConnections: FromPostgresExporter,
 		PgDatabaseSize: FromPostgresExporter, PgXactCommit: FromPostgresExporter, PgXactRollback: FromPostgresExporter,
 		PgDeadlocks: FromPostgresExporter,
+
+		LoadgenRequests: FromOperations, LoadgenDurationBucket: FromOperations, LoadgenDurationCount: FromOperations,
+		LoadgenDurationSum: FromOperations, SyntheticRuns: FromOperations, SyntheticStepDuration: FromOperations,
+		SyntheticLastSuccessTimestamp: FromOperations,
 
 		KubeContainerRestarts: FromKubeStateMetrics,
 		Up:                    FromPrometheus,
