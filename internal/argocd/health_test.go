@@ -21,7 +21,7 @@ func cond(t string, s metav1.ConditionStatus, reason, msg string) metav1.Conditi
 
 // shop is a Shop at generation 3 with the given status, in the unstructured
 // form Argo CD hands to the script.
-func shop(t *testing.T, paused bool, status *shopv1.ShopStatus) map[string]any {
+func shop(t testing.TB, paused bool, status *shopv1.ShopStatus) map[string]any {
 	t.Helper()
 	s := &shopv1.Shop{
 		TypeMeta:   metav1.TypeMeta{APIVersion: shopv1.GroupVersion.String(), Kind: "Shop"},
@@ -146,5 +146,16 @@ func TestConfigMapPatchCarriesTheScript(t *testing.T) {
 	}
 	if got := cm.Data[HealthKey]; got != configargocd.HealthLua {
 		t.Errorf("argocd-cm-patch.yaml's %s differs from config/argocd/health.lua: copy health.lua into it", HealthKey)
+	}
+}
+
+// Argo CD runs the script for every Shop on every refresh of the app.
+func BenchmarkShopHealth(b *testing.B) {
+	obj := shop(b, false, &shopv1.ShopStatus{ObservedGeneration: 3, Conditions: []metav1.Condition{ready, notReconciling, notStalled}})
+	b.ReportAllocs()
+	for b.Loop() {
+		if h, err := ShopHealth(obj); err != nil || h.Status != Healthy {
+			b.Fatal(h, err)
+		}
 	}
 }
