@@ -1,0 +1,362 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"debug/elf"
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/util/yaml"
+
+	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
+	"github.com/shopplatform/shop-operator/internal/builders/workloads"
+	"github.com/shopplatform/shop-operator/internal/render/rendertest"
+	"github.com/shopplatform/shop-operator/internal/version"
+)
+
+var testOpts = Options{Root: "../..", Version: "1.2.3", Revision: "0123456789abcdef", Arch: "amd64", Epoch: 1700000000, Registry: "ghcr.io/shopplatform"}
+
+// built holds both images, built once for every test in the package.
+var built = map[string]Result{}
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Exit(m.Run())
+	}
+	dir, err := os.MkdirTemp("", "images-test-")
+	if err != nil {
+		panic(err)
+	}
+	for _, s := range Specs() {
+		res, err := BuildTarball(s, testOpts, dir)
+		if err != nil {
+			os.RemoveAll(dir)
+			panic(err)
+		}
+		built[s.Name] = res
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func load(t *testing.T, imageName string) (v1.Image, *v1.ConfigFile) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds images")
+	}
+	img := readOCIArchive(t, built[imageName].Path)
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img, cf
+}
+
+func TestImageConfig(t *testing.T) {
+	for _, s := range Specs() {
+		t.Run(s.Name, func(t *testing.T) {
+			img, cf := load(t, s.Name)
+			if got := cf.Config.User; got != "65532:65532" {
+				t.Errorf("User = %q, want 65532:65532", got)
+			}
+			if got := cf.Config.Entrypoint; len(got) != 1 || got[0] != s.Binary {
+				t.Errorf("Entrypoint = %q, want [%s]", got, s.Binary)
+			}
+			if len(cf.Config.Cmd) != 0 {
+				t.Errorf("Cmd = %q, want none (the Deployment passes args)", cf.Config.Cmd)
+			}
+			if cf.Config.WorkingDir != "/" || cf.OS != "linux" || cf.Architecture != "amd64" {
+				t.Errorf("WorkingDir, OS, Architecture = %q, %q, %q", cf.Config.WorkingDir, cf.OS, cf.Architecture)
+			}
+			want := map[string]string{
+				"org.opencontainers.image.title":    s.Title,
+				"org.opencontainers.image.version":  "1.2.3",
+				"org.opencontainers.image.source":   "https://github.com/shopplatform/shop-operator",
+				"org.opencontainers.image.revision": "0123456789abcdef",
+				"org.opencontainers.image.licenses": "Apache-2.0",
+			}
+			for k, v := range want {
+				if got := cf.Config.Labels[k]; got != v {
+					t.Errorf("label %s = %q, want %q", k, got, v)
+				}
+			}
+			if cf.Created.Unix() != testOpts.Epoch {
+				t.Errorf("Created = %v, want SOURCE_DATE_EPOCH %d", cf.Created, testOpts.Epoch)
+			}
+			if d, _ := img.Digest(); d != built[s.Name].Digest {
+				t.Errorf("digest in the archive %s, built %s", d, built[s.Name].Digest)
+			}
+			mt, err := img.MediaType()
+			if err != nil || mt != "application/vnd.oci.image.manifest.v1+json" {
+				t.Errorf("manifest media type = %q, %v", mt, err)
+			}
+
+			files := extract(t, img)
+			exe, ok := files[s.Binary[1:]]
+			if !ok {
+				t.Fatalf("%s not in the image", s.Binary)
+			}
+			if exe.mode&0o111 == 0 {
+				t.Errorf("%s mode %o is not executable", s.Binary, exe.mode)
+			}
+			assertStatic(t, exe.data)
+			if !bytes.Contains(files["etc/passwd"].data, []byte("nonroot:x:65532:65532:")) {
+				t.Errorf("/etc/passwd has no nonroot user 65532:\n%s", files["etc/passwd"].data)
+			}
+			if !bytes.Contains(files["etc/ssl/certs/ca-certificates.crt"].data, []byte("BEGIN CERTIFICATE")) {
+				t.Error("no CA certificates in /etc/ssl/certs/ca-certificates.crt")
+			}
+		})
+	}
+}
+
+// TestReproducible builds each image again into another directory: the
+// digest and the tarball's bytes must not change.
+func TestReproducible(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds images")
+	}
+	dir := t.TempDir()
+	for _, s := range Specs() {
+		again, err := BuildTarball(s, testOpts, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := built[s.Name]
+		if again.Digest != first.Digest {
+			t.Errorf("%s: digest %s, then %s (did the sources change during the test?)", s.Name, first.Digest, again.Digest)
+		}
+		if a, b := fileSum(t, first.Path), fileSum(t, again.Path); a != b {
+			t.Errorf("%s: tarball sha256 %x, then %x", s.Name, a, b)
+		}
+	}
+}
+
+// TestOperatorDeployment: config/manager/manager.yaml runs the image with
+// runAsNonRoot and no runAsUser, so the kubelet needs a numeric, non-zero
+// User in the image config to let the pod start.
+func TestOperatorDeployment(t *testing.T) {
+	_, cf := load(t, "shop-operator")
+	dep := managerDeployment(t)
+	pod := dep.Spec.Template.Spec
+	if pod.SecurityContext == nil || pod.SecurityContext.RunAsNonRoot == nil || !*pod.SecurityContext.RunAsNonRoot {
+		t.Fatal("manager.yaml: the pod no longer sets runAsNonRoot; revisit this test")
+	}
+	uid := numericUID(t, cf.Config.User)
+	if uid == 0 {
+		t.Errorf("image User %q is root", cf.Config.User)
+	}
+	if u := pod.SecurityContext.RunAsUser; u != nil && *u != uid {
+		t.Errorf("manager.yaml runAsUser %d, image User %d", *u, uid)
+	}
+	c := pod.Containers[0]
+	if len(c.Command) != 0 {
+		t.Errorf("manager.yaml overrides the entrypoint with %q", c.Command)
+	}
+	if c.SecurityContext == nil || c.SecurityContext.ReadOnlyRootFilesystem == nil || !*c.SecurityContext.ReadOnlyRootFilesystem {
+		t.Error("manager.yaml: expected readOnlyRootFilesystem (the image needs no writable path)")
+	}
+}
+
+// TestShopdDeployment: the workloads builder runs every service from the
+// shopd image as UID 65532 with args [<service>] and no command.
+func TestShopdDeployment(t *testing.T) {
+	_, cf := load(t, "shopd")
+	uid := numericUID(t, cf.Config.User)
+	objs, err := workloads.Build(rendertest.Input(shopv1.ShopSpec{Environment: shopv1.Production}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for _, o := range objs {
+		d, ok := o.(*appsv1.Deployment)
+		if !ok {
+			continue
+		}
+		seen++
+		pod := d.Spec.Template.Spec
+		if u := pod.SecurityContext.RunAsUser; u == nil || *u != uid {
+			t.Errorf("%s: runAsUser %v, image User %d", d.Name, u, uid)
+		}
+		for _, c := range pod.Containers {
+			if len(c.Command) != 0 {
+				t.Errorf("%s/%s: command %q overrides the entrypoint %q", d.Name, c.Name, c.Command, cf.Config.Entrypoint)
+			}
+			if len(c.Args) != 1 || c.Args[0] != c.Name {
+				t.Errorf("%s/%s: args %q, want [%s]", d.Name, c.Name, c.Args, c.Name)
+			}
+			repo := c.Image[:strings.LastIndex(c.Image, ":")]
+			if want := built["shopd"].Ref.Context().Name(); repo != want {
+				t.Errorf("%s/%s: image %s, the tarball is %s", d.Name, c.Name, c.Image, want)
+			}
+			if !strings.HasSuffix(c.Image, ":"+version.Version) {
+				t.Logf("%s/%s: image %s is not tagged with the operator version %s", d.Name, c.Name, c.Image, version.Version)
+			}
+		}
+	}
+	if seen == 0 {
+		t.Fatal("the workloads builder rendered no Deployment")
+	}
+	if cf.Config.Entrypoint[0] != "/shopd" {
+		t.Errorf("Entrypoint = %q", cf.Config.Entrypoint)
+	}
+}
+
+// readOCIArchive untars an OCI layout and returns its one image, checking
+// that the index names it with the tag.
+func readOCIArchive(t *testing.T, path string) v1.Image {
+	t.Helper()
+	dir := t.TempDir()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, filepath.FromSlash(h.Name))
+		if h.Typeflag == tar.TypeDir {
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	idx, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Manifests) != 1 {
+		t.Fatalf("index has %d manifests, want 1", len(m.Manifests))
+	}
+	if got := m.Manifests[0].Annotations["org.opencontainers.image.ref.name"]; got != testOpts.Version {
+		t.Errorf("ref.name annotation = %q, want %q", got, testOpts.Version)
+	}
+	img, err := idx.Image(m.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func managerDeployment(t *testing.T) *appsv1.Deployment {
+	t.Helper()
+	f, err := os.Open(filepath.Join(testOpts.Root, "config/manager/manager.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dec := yaml.NewYAMLOrJSONDecoder(f, 4096)
+	for {
+		var d appsv1.Deployment
+		if err := dec.Decode(&d); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if d.Kind == "Deployment" {
+			return &d
+		}
+	}
+	t.Fatal("no Deployment in config/manager/manager.yaml")
+	return nil
+}
+
+func numericUID(t *testing.T, user string) int64 {
+	t.Helper()
+	u, _, _ := strings.Cut(user, ":")
+	n, err := strconv.ParseInt(u, 10, 64)
+	if err != nil {
+		t.Fatalf("image User %q is not numeric: runAsNonRoot cannot verify a user name", user)
+	}
+	return n
+}
+
+type entry struct {
+	mode int64
+	data []byte
+}
+
+func extract(t *testing.T, img v1.Image) map[string]entry {
+	t.Helper()
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	files := map[string]entry{}
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return files
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[h.Name] = entry{mode: h.Mode, data: b}
+	}
+}
+
+// assertStatic fails unless b is an ELF executable without a program
+// interpreter (PT_INTERP): nothing to load from a scratch image.
+func assertStatic(t *testing.T, b []byte) {
+	t.Helper()
+	f, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("not an ELF binary: %v", err)
+	}
+	if f.Machine != elf.EM_X86_64 {
+		t.Errorf("machine %v, want x86-64", f.Machine)
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Error("binary has PT_INTERP: it is dynamically linked")
+		}
+	}
+	if libs, _ := f.ImportedLibraries(); len(libs) > 0 {
+		t.Errorf("binary imports %v", libs)
+	}
+}
+
+func fileSum(t *testing.T, path string) [32]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
+}
