@@ -41,15 +41,18 @@ func Command() []string { return []string{"/bin/sh", "-c", backupScript, "db-bac
 // raises ShopBackupMissing in time anyway.
 const backupScript = `set -eu
 umask 077
-start=$(date +%s)
+# /proc/uptime times the run to the hundredth of a second (busybox date has no %N).
+seconds() { cut -d' ' -f1 /proc/uptime; }
+start=$(seconds)
 name="$PGDATABASE-$(date -u +%Y%m%dT%H%M%SZ).dump"
 partial="$BACKUP_DIR/.$name.partial"
 trap 'rm -f "$partial"' EXIT
 pg_dump --format=custom --no-password --file="$partial"
 mv "$partial" "$BACKUP_DIR/$name"
 end=$(date +%s)
+duration=$(awk -v a="$start" -v b="$(seconds)" 'BEGIN { printf "%.2f", b - a }')
 size=$(wc -c <"$BACKUP_DIR/$name" | tr -d ' ')
-echo "backed up $PGDATABASE to $name: $size bytes in $((end - start)) s"
+echo "backed up $PGDATABASE to $name: $size bytes in $duration s"
 
 # Keep the newest $BACKUP_RETAIN dumps of this database: names sort by time.
 ls -1 "$BACKUP_DIR" | grep -E "^$PGDATABASE-[0-9]{8}T[0-9]{6}Z[.]dump\$" | sort -r |
@@ -68,7 +71,7 @@ body=$(printf '{"resourceMetrics":[{"resource":{"attributes":[%s,%s,%s]},"scopeM
   "$(attr service.name db-backup)" "$(attr shop.name "$SHOP_NAME")" "$(attr k8s.namespace.name "$K8S_NAMESPACE_NAME")" \
   "$(gauge ` + MetricLastSuccess + ` s "$end")" \
   "$(gauge ` + MetricSize + ` By "$size")" \
-  "$(gauge ` + MetricDuration + ` s "$((end - start))")")
+  "$(gauge ` + MetricDuration + ` s "$duration")")
 wget -q -O /dev/null -T 10 --header 'Content-Type: application/json' --post-data "$body" "$OTLP_METRICS_URL" ||
   echo "could not push the backup's metrics to $OTLP_METRICS_URL" >&2
 `

@@ -1,0 +1,135 @@
+package backups_test
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// postgres is a real, throwaway Postgres on loopback: Debian's server
+// binaries, run as the postgres user when the test runs as root (Postgres
+// refuses root). Host connections need the superuser's password, as in the
+// cluster.
+type postgres struct {
+	bin, dir string
+	port     int
+	password string
+}
+
+// pgBin holds Debian's Postgres server binaries; PGTEST_BINDIR overrides it.
+func pgBin() string {
+	if d := os.Getenv("PGTEST_BINDIR"); d != "" {
+		return d
+	}
+	return "/usr/lib/postgresql/15/bin"
+}
+
+func startPostgres(t *testing.T) *postgres {
+	t.Helper()
+	bin := pgBin()
+	if _, err := os.Stat(filepath.Join(bin, "postgres")); err != nil {
+		t.Skipf("no Postgres server at %s (apt-get install postgresql-15, or set PGTEST_BINDIR)", bin)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// Not t.TempDir: its parent is private to root, and Postgres runs as postgres.
+	dir, err := os.MkdirTemp("", "shop-backup-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	pg := &postgres{bin: bin, dir: dir, password: `s3cret "super" pa$$`}
+	asPostgres := func(ctx context.Context, name string, args ...string) *exec.Cmd {
+		path := filepath.Join(bin, name)
+		if os.Geteuid() != 0 {
+			return exec.CommandContext(ctx, path, args...)
+		}
+		return exec.CommandContext(ctx, "runuser", append([]string{"-u", "postgres", "--", path}, args...)...)
+	}
+	pwfile := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pwfile, []byte(pg.password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			t.Skipf("running as root needs the postgres user: %v", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		for _, p := range []string{dir, pwfile} {
+			if err := os.Chown(p, uid, gid); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	data := filepath.Join(dir, "data")
+	if out, err := asPostgres(ctx, "initdb", "-D", data, "-U", "postgres", "--pwfile", pwfile,
+		"--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync", "-E", "UTF8", "--locale=C").CombinedOutput(); err != nil {
+		t.Fatalf("initdb: %v\n%s", err, out)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg.port = l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	server := asPostgres(context.Background(), "postgres", "-D", data, "-p", strconv.Itoa(pg.port), "-h", "127.0.0.1", "-k", dir, "-c", "fsync=off")
+	server.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	logf, err := os.Create(filepath.Join(t.TempDir(), "postgres.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	server.Stdout, server.Stderr = logf, logf
+	if err := server.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-server.Process.Pid, syscall.SIGTERM)
+		_ = server.Wait()
+		logf.Close()
+	})
+	for range 150 { // at most about 30 s
+		if _, err := pg.psql(ctx, "postgres", "select 1"); err == nil {
+			return pg
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	b, _ := os.ReadFile(logf.Name())
+	t.Fatalf("Postgres did not start:\n%s", b)
+	return nil
+}
+
+// env is the connection as the backup container has it (PG* variables,
+// superuser over TCP with its password), and the server's tools on PATH.
+func (pg *postgres) env(database string) []string {
+	return append(os.Environ(),
+		"PATH="+pg.bin+":"+os.Getenv("PATH"),
+		"PGHOST=127.0.0.1", "PGPORT="+strconv.Itoa(pg.port), "PGDATABASE="+database,
+		"PGUSER=postgres", "PGPASSWORD="+pg.password, "PGCONNECT_TIMEOUT=5")
+}
+
+// psql runs SQL as the superuser and returns the unaligned output.
+func (pg *postgres) psql(ctx context.Context, database, sql string) (string, error) {
+	c := exec.CommandContext(ctx, filepath.Join(pg.bin, "psql"), "-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql)
+	c.Env = pg.env(database)
+	out, err := c.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+func (pg *postgres) mustSQL(t testing.TB, ctx context.Context, database, sql string) string {
+	t.Helper()
+	out, err := pg.psql(ctx, database, sql)
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", sql, err, out)
+	}
+	return out
+}
