@@ -65,9 +65,9 @@ const (
 type key struct{ kind, name string }
 
 // renderOld applies the children of shop as the previous operator did:
-// server-side apply under the field manager shop-operator, with its default
-// image tag and freshly generated secrets.
-func renderOld(t *testing.T, shop *shopv1.Shop) {
+// server-side apply under fieldManager, with its default image tag and
+// freshly generated secrets.
+func renderOld(t *testing.T, shop *shopv1.Shop, fieldManager string) {
 	t.Helper()
 	old := shop.DeepCopy()
 	old.Spec.Image.Tag = oldTag // the old default, not something the user set
@@ -83,7 +83,7 @@ func renderOld(t *testing.T, shop *shopv1.Shop) {
 	}
 	for _, u := range children {
 		u.SetAnnotations(mergeMaps(u.GetAnnotations(), map[string]string{oldMarker: oldTag}))
-		if err := env.Client.Apply(context.Background(), client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(render.ManagedBy), client.ForceOwnership); err != nil {
+		if err := env.Client.Apply(context.Background(), client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
 			t.Fatalf("old operator applying %s %s: %v", u.GetKind(), u.GetName(), err)
 		}
 	}
@@ -148,81 +148,87 @@ func take(t *testing.T, ns string) snapshot {
 	return s
 }
 
-func TestUpgradeKeepsDataBearingObjects(t *testing.T) {
-	ctx := context.Background()
-	const ns = "upgrade"
-	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		t.Fatal(err)
-	}
-	shop := &shopv1.Shop{
-		ObjectMeta: metav1.ObjectMeta{Name: "demo", Namespace: ns},
-		Spec:       shopv1.ShopSpec{Environment: shopv1.Production},
-	}
-	if err := env.Client.Create(ctx, shop); err != nil {
-		t.Fatal(err)
-	}
-	renderOld(t, shop)
-	before := take(t, ns)
+// upgradeCase is one Shop rendered by the previous version.
+type upgradeCase struct {
+	env shopv1.Environment
+	// fieldManager the previous version applied with: the same as today's,
+	// or another one (a renamed manager, or objects adopted from elsewhere).
+	fieldManager string
 
-	// What the new operator wants, to know when it is done and what to expect.
-	want, err := engine.Desired(rendertest.InputFor(shop, render.AllAPIs))
+	shop       *shopv1.Shop
+	before     snapshot
+	wantImages map[string][]string
+	counts     [3]int // StatefulSets, Deployments, generated Secrets
+}
+
+func (c *upgradeCase) name() string { return string(c.env) + "/" + c.fieldManager }
+
+func (c *upgradeCase) namespace() string { return "upgrade-" + string(c.env) + "-" + c.fieldManager }
+
+// setUp creates the Shop and its children as the previous version left them.
+func (c *upgradeCase) setUp(t *testing.T) {
+	ctx := context.Background()
+	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: c.namespace()}}); err != nil {
+		t.Fatal(err)
+	}
+	c.shop = &shopv1.Shop{
+		ObjectMeta: metav1.ObjectMeta{Name: "demo", Namespace: c.namespace()},
+		Spec:       shopv1.ShopSpec{Environment: c.env},
+	}
+	if err := env.Client.Create(ctx, c.shop); err != nil {
+		t.Fatal(err)
+	}
+	renderOld(t, c.shop, c.fieldManager)
+	c.before = take(t, c.namespace())
+
+	// What the new operator wants, to know when it is done.
+	want, err := engine.Desired(rendertest.InputFor(c.shop, render.AllAPIs))
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantImages := map[string][]string{}
-	var statefulSets, deployments int
+	c.wantImages = map[string][]string{}
 	for _, u := range want {
 		switch u.GetKind() {
 		case "StatefulSet":
-			statefulSets++
+			c.counts[0]++
 		case "Deployment":
-			deployments++
+			c.counts[1]++
 			containers, _, _ := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "containers")
-			for _, c := range containers {
-				wantImages[u.GetName()] = append(wantImages[u.GetName()], c.(map[string]any)["image"].(string))
+			for _, ctr := range containers {
+				c.wantImages[u.GetName()] = append(c.wantImages[u.GetName()], ctr.(map[string]any)["image"].(string))
 			}
 		}
 	}
-	if statefulSets == 0 || deployments == 0 || len(before.secrets) == 0 {
-		t.Fatalf("the old render has %d StatefulSets, %d Deployments, %d Secrets: nothing to upgrade", statefulSets, deployments, len(before.secrets))
+	c.counts[2] = len(c.before.secrets)
+	if c.counts[0] == 0 || c.counts[1] == 0 || c.counts[2] == 0 {
+		t.Fatalf("the old render has %d StatefulSets, %d Deployments, %d Secrets: nothing to upgrade", c.counts[0], c.counts[1], c.counts[2])
 	}
-	for name, images := range before.images {
-		if fmt.Sprint(images) == fmt.Sprint(wantImages[name]) {
-			t.Fatalf("Deployment %s already runs %v before the upgrade: the old render is not old", name, images)
+	// The services change image; backends such as Jaeger keep theirs.
+	changing := 0
+	for name, images := range c.before.images {
+		if fmt.Sprint(images) != fmt.Sprint(c.wantImages[name]) {
+			changing++
 		}
 	}
-
-	// Start the new operator.
-	mgr, err := controllers.NewManager(env.Config, ctrl.Options{
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-	})
-	if err != nil {
-		t.Fatal(err)
+	if changing < len(render.Services) {
+		t.Fatalf("%d Deployments change image, want at least the %d services: the old render is not old", changing, len(render.Services))
 	}
-	mgrCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(mgrCtx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	}()
+}
 
-	// Done when the Shop's status is for its generation and every
-	// Deployment runs the new images.
+// check waits until the new operator has observed the Shop and every
+// Deployment runs the new images, then compares with the snapshot.
+func (c *upgradeCase) check(t *testing.T) {
 	var after snapshot
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
 		var live shopv1.Shop
-		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(shop), &live); err != nil {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(c.shop), &live); err != nil {
 			return false, err
 		}
 		if live.Status.ObservedGeneration != live.Generation {
 			return false, nil
 		}
-		after = take(t, ns)
-		for name, images := range wantImages {
+		after = take(t, c.namespace())
+		for name, images := range c.wantImages {
 			if fmt.Sprint(after.images[name]) != fmt.Sprint(images) {
 				return false, nil
 			}
@@ -230,23 +236,59 @@ func TestUpgradeKeepsDataBearingObjects(t *testing.T) {
 		return true, nil
 	})
 	if err != nil {
-		t.Fatalf("the new operator did not update the Deployments: %v\nwant %v\ngot  %v", err, wantImages, after.images)
+		t.Fatalf("the new operator did not update the Deployments: %v\nwant %v\ngot  %v", err, c.wantImages, after.images)
 	}
-
-	for k, uid := range before.uids {
+	for k, uid := range c.before.uids {
 		if after.uids[k] != uid {
 			t.Errorf("%s %s was replaced (UID %s -> %q)", k.kind, k.name, uid, after.uids[k])
 		}
-		if after.marked[k] && k.kind == "Deployment" {
+		// Under the same field manager, fields the new version no longer
+		// renders are removed; another manager's fields stay (harmless).
+		if c.fieldManager == render.ManagedBy && k.kind == "Deployment" && after.marked[k] {
 			t.Errorf("%s %s still carries the old version's %s annotation: the new apply did not take the fields over", k.kind, k.name, oldMarker)
 		}
 	}
-	for name, data := range before.secrets {
+	for name, data := range c.before.secrets {
 		if !maps.EqualFunc(data, after.secrets[name], func(a, b []byte) bool { return string(a) == string(b) }) {
 			t.Errorf("Secret %s was regenerated: keys before %v, after %v", name, slicesKeys(data), slicesKeys(after.secrets[name]))
 		}
 	}
-	t.Logf("upgraded %d Deployments in place; kept %d StatefulSets and %d generated Secrets", deployments, statefulSets, len(before.secrets))
+	t.Logf("upgraded %d Deployments in place; kept %d StatefulSets and %d generated Secrets", c.counts[1], c.counts[0], c.counts[2])
+}
+
+func TestUpgradeKeepsDataBearingObjects(t *testing.T) {
+	var cases []*upgradeCase
+	for _, e := range rendertest.Environments {
+		cases = append(cases, &upgradeCase{env: e, fieldManager: render.ManagedBy})
+	}
+	cases = append(cases, &upgradeCase{env: shopv1.Production, fieldManager: "shop-operator-old"})
+	for _, c := range cases {
+		t.Run(c.name()+"/previous version", c.setUp)
+	}
+	if t.Failed() {
+		return
+	}
+
+	// Start the new operator once, for every Shop.
+	mgr, err := controllers.NewManager(env.Config, ctrl.Options{
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	}()
+	for _, c := range cases {
+		t.Run(c.name()+"/upgraded", c.check)
+	}
 }
 
 func slicesKeys(m map[string][]byte) []string {
