@@ -118,6 +118,10 @@ func apply(t *testing.T, u *unstructured.Unstructured) {
 	}
 }
 
+func namespace(name string) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": name}}}
+}
+
 func waitEstablished(t *testing.T, name string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -258,8 +262,7 @@ func TestSamplesApply(t *testing.T) {
 			if len(objs) == 0 {
 				t.Fatalf("config/%s renders nothing", dir)
 			}
-			ns := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": "samples"}}}
-			apply(t, ns)
+			apply(t, namespace("samples"))
 			for _, u := range objs {
 				if u.GetKind() != "Shop" {
 					t.Errorf("config/%s renders a %s", dir, u.GetKind())
