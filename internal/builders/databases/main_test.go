@@ -1,60 +1,28 @@
 package databases_test
 
 import (
-	"context"
-	"fmt"
-	"os"
 	"strings"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
 	"github.com/shopplatform/shop-operator/internal/builders/databases"
-	"github.com/shopplatform/shop-operator/internal/golden"
+	"github.com/shopplatform/shop-operator/internal/buildertest"
 	"github.com/shopplatform/shop-operator/internal/render"
 	"github.com/shopplatform/shop-operator/internal/render/rendertest"
-	"github.com/shopplatform/shop-operator/internal/scheme"
 	"github.com/shopplatform/shop-operator/internal/testenv"
 )
 
-var env *testenv.Env
-
-func TestMain(m *testing.M) {
-	code := func() int {
-		var err error
-		env, err = testenv.Start(testenv.Options{})
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer func() { _ = env.Stop() }()
-		return m.Run()
-	}()
-	os.Exit(code)
-}
-
-type variant struct {
-	name string
-	spec shopv1.ShopSpec
-}
+func TestMain(m *testing.M) { buildertest.Main(m, testenv.Options{}) }
 
 // variants are the Shops the golden and apply tests render. (HPA settings do
 // not touch databases, so the workloads' production-no-hpa variant has no
 // counterpart here.)
-func variants() []variant {
-	var out []variant
-	for _, e := range rendertest.Environments {
-		out = append(out, variant{string(e), shopv1.ShopSpec{Environment: e}})
-	}
+func variants() []buildertest.Variant {
+	out := buildertest.Environments()
 	external := shopv1.ShopSpec{Environment: shopv1.Production}
 	external.Databases.Catalog.External = &shopv1.ExternalDatabase{SecretName: "catalog-pg"}
 	custom := shopv1.ShopSpec{Environment: shopv1.Production}
@@ -66,86 +34,29 @@ func variants() []variant {
 	}
 	custom.Observability.Prometheus.ServiceMonitors = ptr.To(false)
 	return append(out,
-		variant{"production-external-db", external},
-		variant{"production-custom-image", custom},
+		buildertest.Variant{Name: "production-external-db", Input: rendertest.Input(external)},
+		buildertest.Variant{Name: "production-custom-image", Input: rendertest.Input(custom)},
 	)
-}
-
-// stamp finishes objects as the engine does (type metadata, owner reference).
-func stamp(t testing.TB, in render.Input, objs []client.Object) []*unstructured.Unstructured {
-	t.Helper()
-	var out []*unstructured.Unstructured
-	for _, obj := range objs {
-		gvk, err := apiutil.GVKForObject(obj, scheme.Scheme)
-		if err != nil {
-			t.Fatal(err)
-		}
-		obj.GetObjectKind().SetGroupVersionKind(gvk)
-		if err := controllerutil.SetControllerReference(in.Shop, obj, scheme.Scheme); err != nil {
-			t.Fatal(err)
-		}
-		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-		if err != nil {
-			t.Fatal(err)
-		}
-		u := &unstructured.Unstructured{Object: m}
-		unstructured.RemoveNestedField(u.Object, "status")
-		unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
-		out = append(out, u)
-	}
-	return out
 }
 
 func build(t testing.TB, in render.Input) []*unstructured.Unstructured {
 	t.Helper()
-	objs, err := databases.Build(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return stamp(t, in, objs)
+	return buildertest.Build(t, databases.Build, in)
 }
 
-func find(objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
-	for _, u := range objs {
-		if u.GetKind() == kind && u.GetName() == name {
-			return u
-		}
-	}
-	return nil
-}
+var find = buildertest.Find
 
-func TestGolden(t *testing.T) {
-	for _, v := range variants() {
-		t.Run(v.name, func(t *testing.T) {
-			golden.Assert(t, v.name+".yaml", golden.YAML(t, build(t, rendertest.Input(v.spec))))
-		})
-	}
-}
+func TestGolden(t *testing.T) { buildertest.Golden(t, variants(), databases.Build) }
 
 // TestApply proves the real API server accepts every object of every variant
 // (server-side apply, dry run), owned by a real Shop.
-func TestApply(t *testing.T) {
-	ctx := context.Background()
-	for _, v := range variants() {
-		t.Run(v.name, func(t *testing.T) {
-			ns := "databases-" + v.name
-			if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-				t.Fatal(err)
-			}
-			shop := rendertest.Shop(v.spec)
-			shop.Namespace, shop.UID = ns, ""
-			if err := env.Client.Create(ctx, shop); err != nil {
-				t.Fatalf("creating the Shop: %v", err)
-			}
-			for _, u := range build(t, rendertest.InputFor(shop, render.AllAPIs)) {
-				err := env.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u),
-					client.FieldOwner(render.ManagedBy), client.ForceOwnership, client.DryRunAll)
-				if err != nil {
-					t.Errorf("apply %s %s: %v", u.GetKind(), u.GetName(), err)
-				}
-			}
-		})
-	}
+func TestApply(t *testing.T) { buildertest.ApplyDryRun(t, "databases", variants(), databases.Build) }
+
+// TestReapplyWritesNothing creates every object for real and applies the
+// same render again: nothing may change, or the operator would write on
+// every reconcile.
+func TestReapplyWritesNothing(t *testing.T) {
+	buildertest.ReapplyWritesNothing(t, "databases-steady", buildertest.Environments(), databases.Build)
 }
 
 func TestExternalDatabaseRendersNothing(t *testing.T) {
@@ -246,7 +157,7 @@ func TestCredentialsSecret(t *testing.T) {
 
 func TestEveryContainerIsLockedDown(t *testing.T) {
 	for _, v := range variants() {
-		for _, u := range build(t, rendertest.Input(v.spec)) {
+		for _, u := range build(t, v.Input) {
 			if u.GetKind() != "StatefulSet" {
 				continue
 			}
@@ -255,7 +166,7 @@ func TestEveryContainerIsLockedDown(t *testing.T) {
 			fsGroup, _, _ := unstructured.NestedInt64(pod, "securityContext", "fsGroup")
 			nonRoot, _, _ := unstructured.NestedBool(pod, "securityContext", "runAsNonRoot")
 			if uid != 70 || fsGroup != 70 || !nonRoot {
-				t.Errorf("%s/%s: pod securityContext %v", v.name, u.GetName(), pod["securityContext"])
+				t.Errorf("%s/%s: pod securityContext %v", v.Name, u.GetName(), pod["securityContext"])
 			}
 			cs, _, _ := unstructured.NestedSlice(pod, "containers")
 			for _, c := range cs {
@@ -264,7 +175,7 @@ func TestEveryContainerIsLockedDown(t *testing.T) {
 				esc, found, _ := unstructured.NestedBool(c, "securityContext", "allowPrivilegeEscalation")
 				drop, _, _ := unstructured.NestedStringSlice(c, "securityContext", "capabilities", "drop")
 				if !ro || !found || esc || len(drop) != 1 || drop[0] != "ALL" {
-					t.Errorf("%s/%s container %s: securityContext %v", v.name, u.GetName(), c["name"], c["securityContext"])
+					t.Errorf("%s/%s container %s: securityContext %v", v.Name, u.GetName(), c["name"], c["securityContext"])
 				}
 			}
 		}

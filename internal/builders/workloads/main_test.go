@@ -1,58 +1,27 @@
 package workloads_test
 
 import (
-	"context"
-	"fmt"
-	"os"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
 	"github.com/shopplatform/shop-operator/internal/builders/workloads"
-	"github.com/shopplatform/shop-operator/internal/golden"
+	"github.com/shopplatform/shop-operator/internal/buildertest"
 	"github.com/shopplatform/shop-operator/internal/render"
 	"github.com/shopplatform/shop-operator/internal/render/rendertest"
-	"github.com/shopplatform/shop-operator/internal/scheme"
 	"github.com/shopplatform/shop-operator/internal/testenv"
 )
 
-var env *testenv.Env
+func TestMain(m *testing.M) { buildertest.Main(m, testenv.Options{}) }
 
-func TestMain(m *testing.M) {
-	code := func() int {
-		var err error
-		env, err = testenv.Start(testenv.Options{})
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer func() { _ = env.Stop() }()
-		return m.Run()
-	}()
-	os.Exit(code)
-}
-
-// variant is one Shop the golden and apply tests render.
-type variant struct {
-	name string
-	spec shopv1.ShopSpec
-}
-
-func variants() []variant {
-	var out []variant
-	for _, e := range rendertest.Environments {
-		out = append(out, variant{string(e), shopv1.ShopSpec{Environment: e}})
-	}
+// variants are the Shops the golden and apply tests render.
+func variants() []buildertest.Variant {
+	out := buildertest.Environments()
 	external := shopv1.ShopSpec{Environment: shopv1.Production}
 	external.Databases.Catalog.External = &shopv1.ExternalDatabase{SecretName: "catalog-pg"}
 	noHPA := shopv1.ShopSpec{Environment: shopv1.Production}
@@ -72,91 +41,32 @@ func variants() []variant {
 		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("300m")},
 	}
 	return append(out,
-		variant{"production-external-db", external},
-		variant{"production-no-hpa", noHPA},
-		variant{"testing-custom-image", custom},
+		buildertest.Variant{Name: "production-external-db", Input: rendertest.Input(external)},
+		buildertest.Variant{Name: "production-no-hpa", Input: rendertest.Input(noHPA)},
+		buildertest.Variant{Name: "testing-custom-image", Input: rendertest.Input(custom)},
 	)
-}
-
-// stamp finishes objects as the engine does (type metadata, owner reference)
-// and converts them for comparison and apply.
-func stamp(t testing.TB, in render.Input, objs []client.Object) []*unstructured.Unstructured {
-	t.Helper()
-	var out []*unstructured.Unstructured
-	for _, obj := range objs {
-		gvk, err := apiutil.GVKForObject(obj, scheme.Scheme)
-		if err != nil {
-			t.Fatal(err)
-		}
-		obj.GetObjectKind().SetGroupVersionKind(gvk)
-		if err := controllerutil.SetControllerReference(in.Shop, obj, scheme.Scheme); err != nil {
-			t.Fatal(err)
-		}
-		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-		if err != nil {
-			t.Fatal(err)
-		}
-		u := &unstructured.Unstructured{Object: m}
-		unstructured.RemoveNestedField(u.Object, "status")
-		unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
-		out = append(out, u)
-	}
-	return out
 }
 
 func build(t testing.TB, in render.Input) []*unstructured.Unstructured {
 	t.Helper()
-	objs, err := workloads.Build(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return stamp(t, in, objs)
+	return buildertest.Build(t, workloads.Build, in)
 }
 
-func TestGolden(t *testing.T) {
-	for _, v := range variants() {
-		t.Run(v.name, func(t *testing.T) {
-			golden.Assert(t, v.name+".yaml", golden.YAML(t, build(t, rendertest.Input(v.spec))))
-		})
-	}
-}
+func TestGolden(t *testing.T) { buildertest.Golden(t, variants(), workloads.Build) }
 
 // TestApply proves the real API server accepts every object of every variant
 // (server-side apply, dry run), owned by a real Shop.
-func TestApply(t *testing.T) {
-	ctx := context.Background()
-	for _, v := range variants() {
-		t.Run(v.name, func(t *testing.T) {
-			ns := "workloads-" + v.name
-			if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-				t.Fatal(err)
-			}
-			shop := rendertest.Shop(v.spec)
-			shop.Namespace, shop.UID = ns, ""
-			if err := env.Client.Create(ctx, shop); err != nil {
-				t.Fatalf("creating the Shop: %v", err)
-			}
-			in := rendertest.InputFor(shop, render.AllAPIs)
-			for _, u := range build(t, in) {
-				err := env.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u),
-					client.FieldOwner(render.ManagedBy), client.ForceOwnership, client.DryRunAll)
-				if err != nil {
-					t.Errorf("apply %s %s: %v", u.GetKind(), u.GetName(), err)
-				}
-			}
-		})
-	}
+func TestApply(t *testing.T) { buildertest.ApplyDryRun(t, "workloads", variants(), workloads.Build) }
+
+// TestReapplyWritesNothing creates every object for real and applies the
+// same render again: nothing may change, or the operator would write on
+// every reconcile.
+func TestReapplyWritesNothing(t *testing.T) {
+	buildertest.ReapplyWritesNothing(t, "workloads-steady", buildertest.Environments(), workloads.Build)
 }
 
 // find returns the object of kind and name, or nil.
-func find(objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
-	for _, u := range objs {
-		if u.GetKind() == kind && u.GetName() == name {
-			return u
-		}
-	}
-	return nil
-}
+var find = buildertest.Find
 
 func count(objs []*unstructured.Unstructured, kind string) int {
 	n := 0
@@ -310,16 +220,16 @@ func TestNoArgoCDTrackingOnChildren(t *testing.T) {
 
 func TestEveryContainerIsLockedDown(t *testing.T) {
 	for _, v := range variants() {
-		for _, u := range build(t, rendertest.Input(v.spec)) {
+		for _, u := range build(t, v.Input) {
 			if u.GetKind() != "Deployment" {
 				continue
 			}
 			pod, _, _ := unstructured.NestedMap(u.Object, "spec", "template", "spec")
 			if nonRoot, _, _ := unstructured.NestedBool(pod, "securityContext", "runAsNonRoot"); !nonRoot {
-				t.Errorf("%s/%s: pod may run as root", v.name, u.GetName())
+				t.Errorf("%s/%s: pod may run as root", v.Name, u.GetName())
 			}
 			if sc, _, _ := unstructured.NestedString(pod, "securityContext", "seccompProfile", "type"); sc != "RuntimeDefault" {
-				t.Errorf("%s/%s: seccomp %q", v.name, u.GetName(), sc)
+				t.Errorf("%s/%s: seccomp %q", v.Name, u.GetName(), sc)
 			}
 			cs, _, _ := unstructured.NestedSlice(pod, "containers")
 			for _, c := range cs {
@@ -328,7 +238,7 @@ func TestEveryContainerIsLockedDown(t *testing.T) {
 				esc, found, _ := unstructured.NestedBool(c, "securityContext", "allowPrivilegeEscalation")
 				drop, _, _ := unstructured.NestedStringSlice(c, "securityContext", "capabilities", "drop")
 				if !ro || !found || esc || len(drop) != 1 || drop[0] != "ALL" {
-					t.Errorf("%s/%s container %s: securityContext %v", v.name, u.GetName(), c["name"], c["securityContext"])
+					t.Errorf("%s/%s container %s: securityContext %v", v.Name, u.GetName(), c["name"], c["securityContext"])
 				}
 			}
 		}
