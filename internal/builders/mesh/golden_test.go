@@ -3,16 +3,19 @@ package mesh_test
 import (
 	"testing"
 
+	"github.com/shopplatform/shop-operator/internal/builders/mesh"
+	"github.com/shopplatform/shop-operator/internal/buildertest"
+	"github.com/shopplatform/shop-operator/internal/engine"
 	"github.com/shopplatform/shop-operator/internal/golden"
 )
 
+// TestGolden keeps the objects in the order the engine applies them.
 func TestGolden(t *testing.T) {
-	for _, v := range variants() {
-		t.Run(v.name(), func(t *testing.T) {
-			golden.Assert(t, v.name()+".yaml", golden.YAML(t, rendered(t, v.input())))
+	for _, v := range allVariants() {
+		t.Run(v.Name, func(t *testing.T) {
+			objs := buildertest.Build(t, mesh.Build, v.Input)
+			engine.Sort(objs)
+			golden.Assert(t, v.Name+".yaml", golden.YAML(t, objs))
 		})
 	}
-	t.Run("istio-disabled", func(t *testing.T) {
-		golden.Assert(t, "production-istio-disabled.yaml", golden.YAML(t, rendered(t, disabledInput())))
-	})
 }

@@ -2,18 +2,13 @@ package mesh_test
 
 import (
 	"reflect"
-	"testing"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
-	"github.com/shopplatform/shop-operator/internal/builders/mesh"
-	"github.com/shopplatform/shop-operator/internal/engine"
+	"github.com/shopplatform/shop-operator/internal/buildertest"
 	"github.com/shopplatform/shop-operator/internal/render"
 	"github.com/shopplatform/shop-operator/internal/render/rendertest"
-	"github.com/shopplatform/shop-operator/internal/scheme"
 )
 
 // variant is one Shop the tests render: an environment, with or without TLS,
@@ -66,34 +61,12 @@ func disabledInput() render.Input {
 	}})
 }
 
-// rendered returns the mesh family's objects exactly as the engine stamps
-// them (owner reference, common labels, type metadata).
-func rendered(t testing.TB, in render.Input) []*unstructured.Unstructured {
-	t.Helper()
-	mine, err := mesh.Build(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	all, err := engine.Desired(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]bool{}
-	for _, o := range mine {
-		gvk, err := apiutil.GVKForObject(o, scheme.Scheme)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want[gvk.Kind+"/"+o.GetName()] = true
-	}
-	var out []*unstructured.Unstructured
-	for _, u := range all {
-		if want[u.GetKind()+"/"+u.GetName()] {
-			out = append(out, u)
-		}
-	}
-	if len(out) != len(mine) {
-		t.Fatalf("the engine returned %d of the %d mesh objects", len(out), len(mine))
+// allVariants are the golden and apply tests' Shops: every variant, and a
+// production Shop that switched Istio off.
+func allVariants() []buildertest.Variant {
+	out := []buildertest.Variant{{Name: "production-istio-disabled", Input: disabledInput()}}
+	for _, v := range variants() {
+		out = append(out, buildertest.Variant{Name: v.name(), Input: v.input()})
 	}
 	return out
 }
