@@ -59,7 +59,7 @@ exactly as the API server does, and shows a Shop's children and URLs in a cluste
 		SilenceErrors: true,
 	}
 	root.CompletionOptions.HiddenDefaultCmd = true
-	root.AddCommand(newRenderCmd(), newValidateCmd(), newStatusCmd(), newOpenCmd())
+	root.AddCommand(newRenderCmd(), newValidateCmd(), newStatusCmd(), newOpenCmd(), newDBCmd())
 	for _, cmd := range extra {
 		root.AddCommand(cmd())
 	}

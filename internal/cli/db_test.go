@@ -1,0 +1,209 @@
+package cli_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
+	"github.com/shopplatform/shop-operator/internal/builders/backups"
+	"github.com/shopplatform/shop-operator/internal/render"
+	"github.com/shopplatform/shop-operator/internal/render/rendertest"
+)
+
+// restoreFixture creates, in a fresh namespace, a production Shop with the
+// orders Deployment (2 replicas) and the orders backup CronJob, as the
+// operator would have them. The test API server runs no controllers: the
+// test plays the Job controller's part.
+func restoreFixture(t *testing.T, ns string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	shop := rendertest.Shop(shopv1.ShopSpec{Environment: shopv1.Production})
+	shop.Namespace, shop.UID = ns, ""
+	if err := env.Client.Create(ctx, shop); err != nil {
+		t.Fatal(err)
+	}
+	in := rendertest.InputFor(shop, render.APIs{})
+	labels := in.SelectorLabels(render.Orders)
+	deploy := &appsv1.Deployment{
+		ObjectMeta: in.ObjectMeta(in.Name(render.Orders), render.Orders),
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr.To[int32](2),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "orders", Image: "ghcr.io/shopplatform/shopd:test"}}},
+			},
+		},
+	}
+	if err := env.Client.Create(ctx, deploy); err != nil {
+		t.Fatal(err)
+	}
+	objs, err := backups.Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		if cj, ok := o.(*batchv1.CronJob); ok && cj.Name == "demo-orders-db-backup" {
+			if err := env.Client.Create(ctx, cj); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// startRestore runs shopctl db restore in the background and waits
+// (bounded) for its Job to appear.
+func startRestore(t *testing.T, ns string) (<-chan result, *batchv1.Job) {
+	t.Helper()
+	done := make(chan result, 1)
+	kc := kubeconfig(t, env.Config, ns)
+	go func() {
+		done <- run(t, "shopctl", "", "db", "restore", "demo", "orders", "--from", "orders-20260101T030000Z.dump", "--kubeconfig", kc, "--timeout", "2m")
+	}()
+	job := &batchv1.Job{}
+	for range 300 { // at most about 30 s
+		if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "demo-orders-db-restore"}, job); err == nil {
+			return done, job
+		}
+		select {
+		case res := <-done:
+			t.Fatalf("restore ended before creating its Job: %+v", res)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	t.Fatal("the restore Job never appeared")
+	return nil, nil
+}
+
+// finish sets the Job's status as the Job controller would.
+func finish(t *testing.T, job *batchv1.Job, success bool) {
+	t.Helper()
+	now := metav1.Now()
+	job.Status.StartTime = &now
+	if success {
+		job.Status.Succeeded = 1
+		job.Status.CompletionTime = &now
+		job.Status.Conditions = []batchv1.JobCondition{
+			{Type: batchv1.JobSuccessCriteriaMet, Status: corev1.ConditionTrue, LastTransitionTime: now, LastProbeTime: now},
+			{Type: batchv1.JobComplete, Status: corev1.ConditionTrue, LastTransitionTime: now, LastProbeTime: now},
+		}
+	} else {
+		job.Status.Failed = 1
+		job.Status.Conditions = []batchv1.JobCondition{
+			{Type: batchv1.JobFailureTarget, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", LastTransitionTime: now, LastProbeTime: now},
+			{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded", Message: "Job has reached the specified backoff limit", LastTransitionTime: now, LastProbeTime: now},
+		}
+	}
+	if err := env.Client.Status().Update(context.Background(), job); err != nil {
+		t.Fatalf("setting the Job's status: %v", err)
+	}
+}
+
+type restoreState struct {
+	paused   bool
+	replicas int32
+	suspend  bool
+}
+
+func state(t *testing.T, ns string) restoreState {
+	t.Helper()
+	ctx := context.Background()
+	shop, deploy, cj := &shopv1.Shop{}, &appsv1.Deployment{}, &batchv1.CronJob{}
+	for name, obj := range map[string]client.Object{"demo": shop, "demo-orders": deploy, "demo-orders-db-backup": cj} {
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return restoreState{shop.Spec.Paused, ptr.Deref(deploy.Spec.Replicas, 1), ptr.Deref(cj.Spec.Suspend, false)}
+}
+
+// TestDBRestore: pause, scale down, suspend backups, restore Job, then all
+// back as it was.
+func TestDBRestore(t *testing.T) {
+	restoreFixture(t, "restore-ok")
+	done, job := startRestore(t, "restore-ok")
+	if got := state(t, "restore-ok"); got != (restoreState{paused: true, replicas: 0, suspend: true}) {
+		t.Errorf("while restoring: %+v, want paused, 0 replicas, backups suspended", got)
+	}
+	c := job.Spec.Template.Spec.Containers[0]
+	if !slices.Contains(c.Command, "/backups/orders-20260101T030000Z.dump") || c.Command[0] != "pg_restore" || !slices.Contains(c.Command, "--clean") {
+		t.Errorf("restore command %v", c.Command)
+	}
+	if v := job.Spec.Template.Spec.Volumes[0]; v.PersistentVolumeClaim == nil || v.PersistentVolumeClaim.ClaimName != "demo-orders-db-backups" {
+		t.Errorf("restore volume %+v, want the backups claim", v)
+	}
+	if got := job.Spec.Template.Labels[render.LabelComponent]; got != "orders-db-backup" {
+		t.Errorf("restore pods are %q: the database's NetworkPolicy admits orders-db-backup", got)
+	}
+	finish(t, job, true)
+	var res result
+	select {
+	case res = <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("restore did not return after its Job completed")
+	}
+	if res.code != 0 {
+		t.Fatalf("restore failed: %+v", res)
+	}
+	if got := state(t, "restore-ok"); got != (restoreState{paused: false, replicas: 2, suspend: false}) {
+		t.Errorf("after restoring: %+v, want resumed with 2 replicas and backups on", got)
+	}
+	t.Log(res.stdout)
+
+	// The finished Job is kept (for its logs): a second restore refuses to start.
+	again := run(t, "shopctl", "", "db", "restore", "demo", "orders", "--from", "orders-20260101T030000Z.dump", "--kubeconfig", kubeconfig(t, env.Config, "restore-ok"))
+	if again.code == 0 || !strings.Contains(again.stderr, "Job demo-orders-db-restore exists") {
+		t.Errorf("second restore: %+v", again)
+	}
+	if got := state(t, "restore-ok"); got.paused {
+		t.Error("a refused restore paused the Shop")
+	}
+}
+
+// TestDBRestoreFailure: a failed restore leaves the Shop paused and its
+// service down, and says how to resume.
+func TestDBRestoreFailure(t *testing.T) {
+	restoreFixture(t, "restore-fail")
+	done, job := startRestore(t, "restore-fail")
+	finish(t, job, false)
+	var res result
+	select {
+	case res = <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("restore did not return after its Job failed")
+	}
+	if res.code == 0 || !strings.Contains(res.stderr, "failed") || !strings.Contains(res.stderr, `"paused":false`) {
+		t.Errorf("failed restore: %+v", res)
+	}
+	if got := state(t, "restore-fail"); got != (restoreState{paused: true, replicas: 0, suspend: true}) {
+		t.Errorf("after a failed restore: %+v, want everything still paused", got)
+	}
+}
+
+func TestDBRestoreArgs(t *testing.T) {
+	kc := kubeconfig(t, env.Config, "default")
+	for args, want := range map[string]string{
+		"demo payment --from x.dump":       `unknown database "payment"`,
+		"demo orders --from ../etc/passwd": "without a directory",
+		"demo orders":                      `required flag(s) "from" not set`,
+		"nope orders --from x.dump":        "reading Shop default/nope",
+	} {
+		res := run(t, "shopctl", "", append(append([]string{"db", "restore"}, strings.Fields(args)...), "--kubeconfig", kc)...)
+		if res.code == 0 || !strings.Contains(res.stderr, want) {
+			t.Errorf("%s: %+v, want an error with %q", args, res, want)
+		}
+	}
+}
