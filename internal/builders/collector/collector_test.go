@@ -1,46 +1,24 @@
 package collector_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
 	"github.com/shopplatform/shop-operator/internal/builders/collector"
-	"github.com/shopplatform/shop-operator/internal/golden"
+	"github.com/shopplatform/shop-operator/internal/buildertest"
 	"github.com/shopplatform/shop-operator/internal/render"
 	"github.com/shopplatform/shop-operator/internal/render/rendertest"
-	"github.com/shopplatform/shop-operator/internal/scheme"
 	"github.com/shopplatform/shop-operator/internal/testenv"
 )
 
-var env *testenv.Env
-
-func TestMain(m *testing.M) {
-	var err error
-	if env, err = testenv.Start(testenv.Options{ThirdPartyCRDs: true}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := env.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "stopping the test API server:", err)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { buildertest.Main(m, testenv.Options{ThirdPartyCRDs: true}) }
 
 // exporters are the four switchable exporters, by the name SecretRefs uses.
 var exporters = []string{"jaeger", "loki", "datadog", "newrelic"}
@@ -64,32 +42,29 @@ func withExporters(e shopv1.Environment, on ...string) shopv1.ShopSpec {
 	return spec
 }
 
-// variant is one Shop the golden, validate and apply tests render.
-type variant struct {
-	name string
-	spec shopv1.ShopSpec
-}
-
-func variants() []variant {
-	var vs []variant
+// variants are the Shops the golden, validate and apply tests render.
+func variants() []buildertest.Variant {
+	variant := func(name string, spec shopv1.ShopSpec) buildertest.Variant {
+		return buildertest.Variant{Name: name, Input: rendertest.Input(spec)}
+	}
+	var vs []buildertest.Variant
 	for _, e := range rendertest.Environments {
 		vs = append(vs,
-			variant{string(e), shopv1.ShopSpec{Environment: e}},
-			variant{string(e) + "-all-exporters", withExporters(e, exporters...)},
-			variant{string(e) + "-no-exporters", withExporters(e)},
+			variant(string(e), shopv1.ShopSpec{Environment: e}),
+			variant(string(e)+"-all-exporters", withExporters(e, exporters...)),
+			variant(string(e)+"-no-exporters", withExporters(e)),
 		)
 	}
 	// Tail sampling with a single trace exporter; and a development Shop
 	// keeping traces in Badger.
-	vs = append(vs, variant{"production-jaeger-only", withExporters(shopv1.Production, "jaeger")})
+	vs = append(vs, variant("production-jaeger-only", withExporters(shopv1.Production, "jaeger")))
 	badger := withExporters(shopv1.Development, "jaeger", "loki")
 	badger.Observability.Jaeger.Storage = "badger"
-	vs = append(vs, variant{"development-badger", badger})
+	vs = append(vs, variant("development-badger", badger))
 	return vs
 }
 
-// render builds the variant's objects and stamps them as the engine does
-// (type metadata, owner reference), as unstructured.
+// renderObjects builds spec's objects and stamps them as the engine does.
 func renderObjects(t *testing.T, spec shopv1.ShopSpec) []*unstructured.Unstructured {
 	t.Helper()
 	return renderFor(t, rendertest.Input(spec))
@@ -97,66 +72,15 @@ func renderObjects(t *testing.T, spec shopv1.ShopSpec) []*unstructured.Unstructu
 
 func renderFor(t *testing.T, in render.Input) []*unstructured.Unstructured {
 	t.Helper()
-	objs, err := collector.Build(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*unstructured.Unstructured
-	for _, obj := range objs {
-		if _, ok := obj.(*unstructured.Unstructured); !ok {
-			gvk, err := apiutil.GVKForObject(obj, scheme.Scheme)
-			if err != nil {
-				t.Fatal(err)
-			}
-			obj.GetObjectKind().SetGroupVersionKind(gvk)
-		}
-		if err := controllerutil.SetControllerReference(in.Shop, obj, scheme.Scheme); err != nil {
-			t.Fatal(err)
-		}
-		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-		if err != nil {
-			t.Fatal(err)
-		}
-		u := &unstructured.Unstructured{Object: m}
-		unstructured.RemoveNestedField(u.Object, "status")
-		unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
-		out = append(out, u)
-	}
-	return out
+	return buildertest.Build(t, collector.Build, in)
 }
 
-func TestGolden(t *testing.T) {
-	for _, v := range variants() {
-		t.Run(v.name, func(t *testing.T) {
-			golden.Assert(t, v.name+".yaml", golden.YAML(t, renderObjects(t, v.spec)))
-		})
-	}
-}
+func TestGolden(t *testing.T) { buildertest.Golden(t, variants(), collector.Build) }
 
 // TestApply server-side applies (dry run, strict field validation) every
 // variant's objects to a real API server with the real
 // OpenTelemetryCollector CRD.
-func TestApply(t *testing.T) {
-	ctx := context.Background()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: rendertest.Shop(shopv1.ShopSpec{}).Namespace}}
-	if err := env.Client.Create(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range variants() {
-		t.Run(v.name, func(t *testing.T) {
-			for _, u := range renderObjects(t, v.spec) {
-				// Patch with client.Apply (not Client.Apply) for strict
-				// field validation: an unknown field fails instead of being pruned.
-				err := env.Client.Patch(ctx, u, client.Apply, //nolint:staticcheck
-					client.FieldOwner(render.ManagedBy), client.ForceOwnership, client.DryRunAll,
-					client.FieldValidation("Strict"))
-				if err != nil {
-					t.Errorf("applying %s %s: %v", u.GetKind(), u.GetName(), err)
-				}
-			}
-		})
-	}
-}
+func TestApply(t *testing.T) { buildertest.ApplyDryRun(t, "collector", variants(), collector.Build) }
 
 // flatten lists an object's leaves as "Kind/name:path=value" lines; a list
 // element that is an object is one line with its JSON, so that an env entry

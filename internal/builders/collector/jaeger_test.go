@@ -24,13 +24,13 @@ func TestJaegerConfigValidates(t *testing.T) {
 	dir := t.TempDir()
 	seen := 0
 	for _, v := range variants() {
-		for _, u := range renderObjects(t, v.spec) {
+		for _, u := range renderFor(t, v.Input) {
 			if u.GetKind() != "ConfigMap" || u.GetName() != "demo-jaeger" {
 				continue
 			}
 			seen++
 			data, _, _ := unstructured.NestedString(u.Object, "data", "config.yaml")
-			file := filepath.Join(dir, v.name+".yaml")
+			file := filepath.Join(dir, v.Name+".yaml")
 			if err := os.WriteFile(file, []byte(data), 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -39,10 +39,10 @@ func TestJaegerConfigValidates(t *testing.T) {
 			out, err := exec.CommandContext(ctx, bin, "validate", "--config="+file).CombinedOutput()
 			cancel()
 			if err != nil {
-				t.Errorf("jaeger validate %s: %v\n%s\nconfig:\n%s", v.name, err, out, data)
+				t.Errorf("jaeger validate %s: %v\n%s\nconfig:\n%s", v.Name, err, out, data)
 				continue
 			}
-			t.Logf("%s: Jaeger config valid (%d bytes, %s)", v.name, len(data), time.Since(start).Round(time.Millisecond))
+			t.Logf("%s: Jaeger config valid (%d bytes, %s)", v.Name, len(data), time.Since(start).Round(time.Millisecond))
 		}
 	}
 	if seen == 0 {

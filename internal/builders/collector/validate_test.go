@@ -70,8 +70,8 @@ func TestValidateWithOtelcol(t *testing.T) {
 		}
 	})
 	for _, v := range variants() {
-		t.Run(v.name, func(t *testing.T) {
-			for _, u := range renderObjects(t, v.spec) {
+		t.Run(v.Name, func(t *testing.T) {
+			for _, u := range renderFor(t, v.Input) {
 				if u.GetKind() != "OpenTelemetryCollector" {
 					continue
 				}
@@ -83,17 +83,17 @@ func TestValidateWithOtelcol(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				file := filepath.Join(dir, v.name+"-"+u.GetName()+".yaml")
+				file := filepath.Join(dir, v.Name+"-"+u.GetName()+".yaml")
 				if err := os.WriteFile(file, b, 0o644); err != nil {
 					t.Fatal(err)
 				}
 				start := time.Now()
 				out, err := validate(file)
 				if err != nil {
-					t.Errorf("otelcol validate %s (collector %s): %v\n%s\nconfig:\n%s", v.name, u.GetName(), err, out, b)
+					t.Errorf("otelcol validate %s (collector %s): %v\n%s\nconfig:\n%s", v.Name, u.GetName(), err, out, b)
 					continue
 				}
-				t.Logf("%s: collector %s valid (%d bytes, validated in %s)", v.name, u.GetName(), len(b), time.Since(start).Round(time.Millisecond))
+				t.Logf("%s: collector %s valid (%d bytes, validated in %s)", v.Name, u.GetName(), len(b), time.Since(start).Round(time.Millisecond))
 			}
 		})
 	}
