@@ -3,16 +3,21 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"debug/elf"
+	"encoding/json"
 	"errors"
 	"flag"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -164,6 +169,17 @@ func TestOperatorDeployment(t *testing.T) {
 		t.Errorf("manager.yaml runAsUser %d, image User %d", *u, uid)
 	}
 	c := pod.Containers[0]
+	// The manager in the image knows every flag the Deployment passes.
+	help := runBinary(t, "shop-operator", "--help")
+	for _, a := range c.Args {
+		if help == "" {
+			break // not runnable on this machine
+		}
+		flagName, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.Contains(help, "-"+flagName) {
+			t.Errorf("manager.yaml passes %s; /manager --help does not list it:\n%s", a, help)
+		}
+	}
 	if len(c.Command) != 0 {
 		t.Errorf("manager.yaml overrides the entrypoint with %q", c.Command)
 	}
@@ -214,6 +230,71 @@ func TestShopdDeployment(t *testing.T) {
 	if cf.Config.Entrypoint[0] != "/shopd" {
 		t.Errorf("Entrypoint = %q", cf.Config.Entrypoint)
 	}
+	// Without a service argument shopd prints the services it knows.
+	usage := runBinary(t, "shopd")
+	for _, svc := range []string{"auth", "catalog", "orders", "payment", "frontend"} {
+		if usage != "" && !strings.Contains(usage, svc) {
+			t.Errorf("shopd usage does not list %s: %s", svc, usage)
+		}
+	}
+}
+
+// TestSkopeoReadsArchive: an independent OCI implementation reads the
+// archive and reports the same digest and config.
+func TestSkopeoReadsArchive(t *testing.T) {
+	skopeo, err := exec.LookPath("skopeo")
+	if err != nil {
+		t.Skip("skopeo is not installed (apt-get install skopeo)")
+	}
+	for _, s := range Specs() {
+		load(t, s.Name)
+		res := built[s.Name]
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		out, err := exec.CommandContext(ctx, skopeo, "inspect", "oci-archive:"+res.Path).Output()
+		cancel()
+		if err != nil {
+			t.Fatalf("skopeo inspect %s: %v", res.Path, err)
+		}
+		var got struct {
+			Digest string
+			Labels map[string]string
+		}
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Digest != res.Digest.String() || got.Labels["org.opencontainers.image.title"] != s.Title {
+			t.Errorf("skopeo sees %s %v, built %s", got.Digest, got.Labels, res.Digest)
+		}
+	}
+}
+
+// runBinary extracts the image's binary and runs it with args (bounded),
+// when the image's architecture is this machine's: the static binary runs
+// with nothing from the host.
+func runBinary(t *testing.T, imageName string, args ...string) string {
+	t.Helper()
+	if runtime.GOOS != "linux" || runtime.GOARCH != testOpts.Arch {
+		t.Logf("cannot run a linux/%s binary here", testOpts.Arch)
+		return ""
+	}
+	img, _ := load(t, imageName)
+	var spec Spec
+	for _, s := range Specs() {
+		if s.Name == imageName {
+			spec = s
+		}
+	}
+	bin := filepath.Join(t.TempDir(), filepath.Base(spec.Binary))
+	if err := os.WriteFile(bin, extract(t, img)[spec.Binary[1:]].data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = t.TempDir()
+	cmd.Env = []string{}           // nothing from the host
+	out, _ := cmd.CombinedOutput() // usage exits non-zero; the text is what counts
+	return string(out)
 }
 
 // readOCIArchive untars an OCI layout and returns its one image, checking
