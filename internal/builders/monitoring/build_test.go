@@ -9,27 +9,17 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"github.com/prometheus/prometheus/promql/parser"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
 	"github.com/shopplatform/shop-operator/internal/builders/monitoring"
-	"github.com/shopplatform/shop-operator/internal/golden"
 	"github.com/shopplatform/shop-operator/internal/render"
 	"github.com/shopplatform/shop-operator/internal/render/rendertest"
 	"github.com/shopplatform/shop-operator/internal/testenv"
 )
-
-func TestGolden(t *testing.T) {
-	for name, in := range variants() {
-		t.Run(name, func(t *testing.T) {
-			golden.Assert(t, name+".yaml", golden.YAML(t, build(t, in)))
-		})
-	}
-}
 
 func kinds(t *testing.T, in render.Input) []string {
 	var out []string
