@@ -19,8 +19,11 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopplatform/shop-operator/services/internal/loadtest"
 	"github.com/shopplatform/shop-operator/services/internal/platform"
@@ -198,6 +201,8 @@ func New(ctx context.Context, cfg Config, m *Metrics) (*Generator, error) {
 	if cfg.Users == 0 {
 		cfg.Users = cfg.Concurrency
 	}
+	ctx, span := tracer.Start(ctx, "loadgen setup")
+	defer span.End()
 	g := &Generator{cfg: cfg, metrics: m, runID: strconv.FormatInt(time.Now().UnixNano(), 36),
 		api: &Client{URLs: cfg.URLs, HTTP: platform.NewHTTPClient(15 * time.Second)}}
 	products, err := g.api.Products(ctx, "")
@@ -262,6 +267,11 @@ func (g *Generator) do(ctx context.Context, worker, seq int) error {
 	s := g.shoppers[worker%len(g.shoppers)]
 	scenario := pick(g.cfg.Mix, r)
 	sku := g.skus[r.IntN(len(g.skus))]
+	// One root span per scenario: its requests are children, so a trace
+	// is one shopper action, and the collector's probe filter (root client
+	// spans) never mistakes the load for readiness checks.
+	ctx, span := tracer.Start(ctx, "loadgen "+scenario, trace.WithAttributes(attribute.String("loadgen.scenario", scenario)))
+	defer span.End()
 	t0 := time.Now()
 	var err error
 	switch scenario {
@@ -289,8 +299,13 @@ func (g *Generator) do(ctx context.Context, worker, seq int) error {
 		return err // cut off by the time bound: not a result
 	}
 	g.metrics.record(context.WithoutCancel(ctx), scenario, time.Since(t0), err)
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
 	return err
 }
+
+var tracer = otel.Tracer("github.com/shopplatform/shop-operator/services/internal/loadgen")
 
 func isCancel(err error) bool {
 	var ne net.Error
