@@ -23,6 +23,12 @@ type LogLevel string
 // ShopSpec describes the shop to run. Every field is optional: the environment
 // profile fills in what is not set (see docs/profiles.md).
 // +kubebuilder:validation:XValidation:rule="self.environment != 'production' || !(self.?databases.?auth.?managed.?ephemeral.orValue(false) || self.?databases.?catalog.?managed.?ephemeral.orValue(false) || self.?databases.?orders.?managed.?ephemeral.orValue(false))",message="ephemeral database storage loses all data when a pod restarts and is not allowed in production: remove databases.*.managed.ephemeral"
+// +kubebuilder:validation:XValidation:rule="self.?databases.?auth.?managed.?storageClassName.hasValue() == oldSelf.?databases.?auth.?managed.?storageClassName.hasValue() && self.?databases.?catalog.?managed.?storageClassName.hasValue() == oldSelf.?databases.?catalog.?managed.?storageClassName.hasValue() && self.?databases.?orders.?managed.?storageClassName.hasValue() == oldSelf.?databases.?orders.?managed.?storageClassName.hasValue()",message="storageClassName is immutable: the data lives on volumes of the old class"
+// +kubebuilder:validation:XValidation:rule="self.?databases.?auth.?managed.?version.hasValue() == oldSelf.?databases.?auth.?managed.?version.hasValue() && self.?databases.?catalog.?managed.?version.hasValue() == oldSelf.?databases.?catalog.?managed.?version.hasValue() && self.?databases.?orders.?managed.?version.hasValue() == oldSelf.?databases.?orders.?managed.?version.hasValue()",message="version is immutable: a major Postgres upgrade needs a dump and restore (see docs/operations.md)"
+// +kubebuilder:validation:XValidation:rule="self.?databases.?auth.?managed.?storageSize.hasValue() == oldSelf.?databases.?auth.?managed.?storageSize.hasValue() && self.?databases.?catalog.?managed.?storageSize.hasValue() == oldSelf.?databases.?catalog.?managed.?storageSize.hasValue() && self.?databases.?orders.?managed.?storageSize.hasValue() == oldSelf.?databases.?orders.?managed.?storageSize.hasValue()",message="storageSize is immutable: a StatefulSet cannot change its volume claims; grow the PersistentVolumeClaim itself (see docs/profiles.md)"
+// +kubebuilder:validation:XValidation:rule="self.?databases.?auth.?managed.?ephemeral.hasValue() == oldSelf.?databases.?auth.?managed.?ephemeral.hasValue() && self.?databases.?catalog.?managed.?ephemeral.hasValue() == oldSelf.?databases.?catalog.?managed.?ephemeral.hasValue() && self.?databases.?orders.?managed.?ephemeral.hasValue() == oldSelf.?databases.?orders.?managed.?ephemeral.hasValue()",message="ephemeral is immutable: switching storage kind would lose the data"
+// +kubebuilder:validation:XValidation:rule="self.?databases.?auth.?external.hasValue() == oldSelf.?databases.?auth.?external.hasValue() && self.?databases.?catalog.?external.hasValue() == oldSelf.?databases.?catalog.?external.hasValue() && self.?databases.?orders.?external.hasValue() == oldSelf.?databases.?orders.?external.hasValue()",message="switching a database between managed and external would leave its data behind: migrate the data first, then create a new Shop"
+// +kubebuilder:validation:XValidation:rule="self.environment == oldSelf.environment",message="environment is immutable: the profile decides storage (ephemeral or persistent, its size) and a change would replace the databases; create a new Shop and move the data"
 type ShopSpec struct {
 	// Environment chooses the profile of defaults: development, testing or production.
 	// +kubebuilder:default=development
@@ -158,7 +164,6 @@ type Databases struct {
 // DatabaseSpec is either a Postgres the operator runs (managed) or one that
 // exists already (external). When neither is set, the database is managed.
 // +kubebuilder:validation:XValidation:rule="!(has(self.managed) && has(self.external))",message="managed and external are mutually exclusive: set one of them"
-// +kubebuilder:validation:XValidation:rule="has(oldSelf.external) == has(self.external)",message="switching a database between managed and external would leave its data behind: migrate the data first, then create a new Shop"
 type DatabaseSpec struct {
 	// Managed runs Postgres as a StatefulSet in the Shop's namespace.
 	// +optional
@@ -169,11 +174,13 @@ type DatabaseSpec struct {
 	External *ExternalDatabase `json:"external,omitempty"`
 }
 
-// ManagedDatabase is a Postgres the operator runs.
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.storageClassName) || (has(self.storageClassName) && self.storageClassName == oldSelf.storageClassName)",message="storageClassName is immutable: the data lives on volumes of the old class"
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.version) || (has(self.version) && self.version == oldSelf.version)",message="version is immutable: a major Postgres upgrade needs a dump and restore (see docs/operations.md)"
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.storageSize) || (has(self.storageSize) && quantity(self.storageSize).compareTo(quantity(oldSelf.storageSize)) == 0)",message="storageSize is immutable: a StatefulSet cannot change its volume claims; grow the PersistentVolumeClaim itself (see docs/profiles.md)"
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.ephemeral) || (has(self.ephemeral) && self.ephemeral == oldSelf.ephemeral)",message="ephemeral is immutable: switching storage kind would lose the data"
+// ManagedDatabase is a Postgres the operator runs. Where its data lives cannot
+// change: ShopSpec refuses adding or removing these fields, the rules here
+// refuse changing their values.
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.storageClassName) || self.storageClassName == oldSelf.storageClassName",message="storageClassName is immutable: the data lives on volumes of the old class"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.version) || self.version == oldSelf.version",message="version is immutable: a major Postgres upgrade needs a dump and restore (see docs/operations.md)"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.storageSize) || quantity(self.storageSize).compareTo(quantity(oldSelf.storageSize)) == 0",message="storageSize is immutable: a StatefulSet cannot change its volume claims; grow the PersistentVolumeClaim itself (see docs/profiles.md)"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.ephemeral) || self.ephemeral == oldSelf.ephemeral",message="ephemeral is immutable: switching storage kind would lose the data"
 type ManagedDatabase struct {
 	// Version is the Postgres major version.
 	// +kubebuilder:validation:Enum="15";"16";"17"

@@ -141,6 +141,10 @@ var invalidShops = []invalidCase{
 	{name: "postgres version immutable", old: `databases: {orders: {managed: {version: "16"}}}`, spec: `databases: {orders: {managed: {version: "17"}}}`, want: `version is immutable: a major Postgres upgrade needs a dump and restore`},
 	{name: "ephemeral immutable", old: `databases: {catalog: {managed: {ephemeral: true}}}`, spec: `databases: {catalog: {managed: {ephemeral: false}}}`, want: `ephemeral is immutable: switching storage kind would lose the data`},
 	{name: "storage cannot shrink", old: `databases: {orders: {managed: {storageSize: 10Gi}}}`, spec: `databases: {orders: {managed: {storageSize: 5Gi}}}`, want: `storageSize is immutable`},
+	{name: "storage size added later", old: `{}`, spec: `databases: {orders: {managed: {storageSize: 10Gi}}}`, want: `storageSize is immutable`},
+	{name: "version added later", old: `databases: {orders: {managed: {}}}`, spec: `databases: {orders: {managed: {version: "17"}}}`, want: `version is immutable`},
+	{name: "external added to an implicitly managed database", old: `{}`, spec: `databases: {auth: {external: {secretName: pg}}}`, want: `switching a database between managed and external`},
+	{name: "environment changed", old: `{environment: development}`, spec: `{environment: production}`, want: `environment is immutable`},
 	{name: "storage cannot grow in place", old: `databases: {orders: {managed: {storageSize: 5Gi}}}`, spec: `databases: {orders: {managed: {storageSize: 10Gi}}}`, want: `storageSize is immutable`},
 	{name: "managed to external", old: `databases: {auth: {managed: {}}}`, spec: `databases: {auth: {external: {secretName: auth-db}}}`, want: `switching a database between managed and external would leave its data behind`},
 	{name: "external to managed", old: `databases: {auth: {external: {secretName: auth-db}}}`, spec: `databases: {auth: {managed: {}}}`, want: `switching a database between managed and external would leave its data behind`},
@@ -209,7 +213,7 @@ operations: {loadGenerator: {enabled: true, requestsPerSecond: 5}, syntheticChec
 `},
 	// Updates that keep the data.
 	{name: "same storage size, other spelling", old: `databases: {orders: {managed: {storageSize: 1Gi}}}`, spec: `databases: {orders: {managed: {storageSize: 1024Mi}}}`},
-	{name: "same storage class", old: `databases: {auth: {managed: {storageClassName: fast}}}`, spec: `{environment: testing, databases: {auth: {managed: {storageClassName: fast}}}}`},
+	{name: "same storage class", old: `databases: {auth: {managed: {storageClassName: fast}}}`, spec: `{databases: {auth: {managed: {storageClassName: fast}}, orders: {managed: {backup: {retain: 3}}}}}`},
 }
 
 func TestInvalidShopsAreRefusedByBoth(t *testing.T) {
