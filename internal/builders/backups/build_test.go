@@ -1,6 +1,8 @@
 package backups_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/shopplatform/shop-operator/internal/builders/mesh"
 	"github.com/shopplatform/shop-operator/internal/render"
 	"github.com/shopplatform/shop-operator/internal/render/rendertest"
+	"github.com/shopplatform/shop-operator/internal/testenv"
 )
 
 func TestPeriod(t *testing.T) {
@@ -104,4 +107,11 @@ func containsString(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestRunbook: the alert's runbook_url points at a page that exists.
+func TestRunbook(t *testing.T) {
+	if _, err := os.Stat(filepath.Join(testenv.RepoRoot(), "docs", "runbooks", backups.AlertBackupMissing+".md")); err != nil {
+		t.Error(err)
+	}
 }
