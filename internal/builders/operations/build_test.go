@@ -222,3 +222,13 @@ func TestApply(t *testing.T) {
 		})
 	}
 }
+
+func BenchmarkBuild(b *testing.B) {
+	in := rendertest.Input(shopv1.ShopSpec{Environment: shopv1.Testing})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := operations.Build(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
