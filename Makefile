@@ -26,8 +26,8 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
 .PHONY: verify-generated
-verify-generated: manifests generate ## Fail when generated files are stale.
-	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
+verify-generated: manifests generate bundle ## Fail when generated files (deepcopy, CRD, RBAC, OLM bundle) are stale.
+	@git diff --exit-code -- api config bundle || { echo "generated files are stale: run 'make manifests generate bundle' and commit"; exit 1; }
 
 .PHONY: fmt vet
 fmt: ## gofmt the tree.
@@ -38,9 +38,11 @@ vet: ## go vet both modules.
 ##@ Test
 
 include hack/otelcol/otelcol.mk
+include hack/images/images.mk
+include hack/bundle/bundle.mk
 
 .PHONY: test
-test: verify-generated vet test-operator test-services ## Run every test (unit, golden, envtest, e2e, services).
+test: verify-generated vet test-operator test-services test-images bundle-validate ## Run every test (unit, golden, envtest, e2e, services, images, bundle).
 
 .PHONY: kube-binaries
 kube-binaries: ## Build (once, cached by version) kube-apiserver, etcd, controller-manager, scheduler and kwok.
