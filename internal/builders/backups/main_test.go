@@ -10,18 +10,15 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
 	"github.com/shopplatform/shop-operator/internal/builders/backups"
+	"github.com/shopplatform/shop-operator/internal/engine"
 	"github.com/shopplatform/shop-operator/internal/golden"
 	"github.com/shopplatform/shop-operator/internal/render"
 	"github.com/shopplatform/shop-operator/internal/render/rendertest"
-	"github.com/shopplatform/shop-operator/internal/scheme"
 	"github.com/shopplatform/shop-operator/internal/testenv"
 )
 
@@ -64,29 +61,18 @@ func variants() []variant {
 	return append(out, variant{"development-orders-backup", dev}, variant{"production-custom", custom})
 }
 
-// stamp finishes objects as the engine does: type metadata, and an owner
-// reference unless the object is to be retained.
+// stamp finishes objects exactly as the engine does (type metadata, common
+// labels, an owner reference unless retained), then drops the nested
+// creationTimestamps typed pod templates marshal, as golden files should not
+// carry them.
 func stamp(t testing.TB, in render.Input, objs []client.Object) []*unstructured.Unstructured {
 	t.Helper()
 	var out []*unstructured.Unstructured
 	for _, obj := range objs {
-		gvk, err := apiutil.GVKForObject(obj, scheme.Scheme)
+		u, err := engine.Finish(in, obj)
 		if err != nil {
 			t.Fatal(err)
 		}
-		obj.GetObjectKind().SetGroupVersionKind(gvk)
-		if obj.GetAnnotations()[render.AnnotationRetain] != "true" {
-			if err := controllerutil.SetControllerReference(in.Shop, obj, scheme.Scheme); err != nil {
-				t.Fatal(err)
-			}
-		}
-		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-		if err != nil {
-			t.Fatal(err)
-		}
-		u := &unstructured.Unstructured{Object: m}
-		unstructured.RemoveNestedField(u.Object, "status")
-		unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
 		unstructured.RemoveNestedField(u.Object, "spec", "jobTemplate", "metadata", "creationTimestamp")
 		unstructured.RemoveNestedField(u.Object, "spec", "jobTemplate", "spec", "template", "metadata", "creationTimestamp")
 		unstructured.RemoveNestedField(u.Object, "spec", "template", "metadata", "creationTimestamp")
