@@ -25,6 +25,10 @@ manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC from the API types and
 generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
+.PHONY: api-docs
+api-docs: manifests ## Regenerate docs/api-reference.md from the CRD.
+	go test ./internal/apidocs -run TestReferenceIsCurrent -update
+
 .PHONY: verify-generated
 verify-generated: manifests generate bundle ## Fail when generated files (deepcopy, CRD, RBAC, OLM bundle) are stale.
 	@git diff --exit-code -- api config bundle || { echo "generated files are stale: run 'make manifests generate bundle' and commit"; exit 1; }
