@@ -36,7 +36,8 @@ func Command() []string { return []string{"/bin/sh", "-c", backupScript, "db-bac
 // backupScript dumps $PGDATABASE in custom format (compressed, restorable
 // table by table with pg_restore), renames the dump into place only when
 // pg_dump succeeded, keeps the newest $BACKUP_RETAIN dumps, and pushes the
-// outcome as OTLP/JSON gauges with wget (busybox's in the alpine image). A
+// outcome as OTLP/JSON gauges with wget (busybox's in the alpine image;
+// bounded by timeout, as busybox wget's own -T crashes in some builds). A
 // failed push is reported but does not fail the backup: the missing metric
 // raises ShopBackupMissing in time anyway.
 const backupScript = `set -eu
@@ -72,7 +73,7 @@ body=$(printf '{"resourceMetrics":[{"resource":{"attributes":[%s,%s,%s]},"scopeM
   "$(gauge ` + MetricLastSuccess + ` s "$end")" \
   "$(gauge ` + MetricSize + ` By "$size")" \
   "$(gauge ` + MetricDuration + ` s "$duration")")
-wget -q -O /dev/null -T 10 --header 'Content-Type: application/json' --post-data "$body" "$OTLP_METRICS_URL" ||
+timeout 15 wget -q -O /dev/null --header 'Content-Type: application/json' --post-data "$body" "$OTLP_METRICS_URL" ||
   echo "could not push the backup's metrics to $OTLP_METRICS_URL" >&2
 `
 
