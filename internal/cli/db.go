@@ -52,8 +52,9 @@ func newDBRestoreCmd() *cobra.Command {
 the pg_dump file BACKUP from the volume <shop>-<db>-db-backups, without the operator fighting it:
 
   1. pause the Shop (spec.paused=true) so the operator changes nothing;
-  2. suspend the backup CronJob and scale the database's service (Deployment <shop>-<db>) to 0,
-     waiting until its pods are gone, so nothing writes or holds locks;
+  2. suspend the backup CronJob (waiting for a running backup to finish) and scale the
+     database's service (Deployment <shop>-<db>) to 0, waiting until its pods are gone, so
+     nothing writes or holds locks;
   3. run the Job <shop>-<db>-db-restore: pg_restore --clean --if-exists --single-transaction
      as the database superuser (a failed restore leaves the database as it was);
   4. on success, scale the service back, resume the CronJob and unpause the Shop.
@@ -146,7 +147,11 @@ func (r restorer) restore(ctx context.Context, key types.NamespacedName, db, fil
 	r.say("paused Shop %s", key.Name)
 	cronJob := types.NamespacedName{Namespace: key.Namespace, Name: backups.CronJobName(in, db)}
 	if err := r.suspend(ctx, cronJob, true); err != nil {
-		return err
+		return r.stuck(key, err)
+	}
+	// A running backup holds the ReadWriteOnce volume the restore mounts.
+	if err := r.waitNoBackup(ctx, cronJob); err != nil {
+		return r.stuck(key, err)
 	}
 	deploy := types.NamespacedName{Namespace: key.Namespace, Name: in.Name(db)}
 	replicas, err := r.scale(ctx, deploy, 0)
@@ -219,6 +224,19 @@ func (r restorer) suspend(ctx context.Context, key types.NamespacedName, suspend
 		return fmt.Errorf("setting suspend=%t on CronJob %s: %w", suspend, key.Name, err)
 	}
 	return nil
+}
+
+// waitNoBackup waits until the backup CronJob has no running Job.
+func (r restorer) waitNoBackup(ctx context.Context, key types.NamespacedName) error {
+	return r.until(ctx, "the running backup "+key.Name+" to finish", func() (bool, error) {
+		cj := &batchv1.CronJob{}
+		if err := r.c.Get(ctx, key, cj); apierrors.IsNotFound(err) {
+			return true, nil
+		} else if err != nil {
+			return false, err
+		}
+		return len(cj.Status.Active) == 0, nil
+	})
 }
 
 // scale sets the Deployment's replicas and returns the previous count.

@@ -207,3 +207,61 @@ func TestDBRestoreArgs(t *testing.T) {
 		}
 	}
 }
+
+// TestDBRestoreWaitsForBackup: while a backup Job runs (it holds the
+// ReadWriteOnce volume), the restore suspends the CronJob and creates no Job.
+func TestDBRestoreWaitsForBackup(t *testing.T) {
+	ctx := context.Background()
+	ns := "restore-wait"
+	restoreFixture(t, ns)
+	cj := &batchv1.CronJob{}
+	key := client.ObjectKey{Namespace: ns, Name: "demo-orders-db-backup"}
+	if err := env.Client.Get(ctx, key, cj); err != nil {
+		t.Fatal(err)
+	}
+	cj.Status.Active = []corev1.ObjectReference{{APIVersion: "batch/v1", Kind: "Job", Namespace: ns, Name: "demo-orders-db-backup-1"}}
+	if err := env.Client.Status().Update(ctx, cj); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan result, 1)
+	kc := kubeconfig(t, env.Config, ns)
+	go func() {
+		done <- run(t, "shopctl", "", "db", "restore", "demo", "orders", "--from", "orders-20260101T030000Z.dump", "--kubeconfig", kc, "--timeout", "2m")
+	}()
+	suspended := false
+	for range 300 { // at most about 30 s
+		if err := env.Client.Get(ctx, key, cj); err != nil {
+			t.Fatal(err)
+		}
+		if suspended = ptr.Deref(cj.Spec.Suspend, false); suspended {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !suspended {
+		t.Fatal("the restore never suspended the backups")
+	}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "demo-orders-db-restore"}, &batchv1.Job{}); err == nil {
+		t.Fatal("the restore Job was created while a backup was running")
+	}
+	cj.Status.Active = nil
+	if err := env.Client.Status().Update(ctx, cj); err != nil {
+		t.Fatal(err)
+	}
+	job := &batchv1.Job{}
+	for range 300 {
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "demo-orders-db-restore"}, job); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	finish(t, job, true)
+	select {
+	case res := <-done:
+		if res.code != 0 {
+			t.Fatalf("restore failed: %+v", res)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("restore did not return")
+	}
+}
