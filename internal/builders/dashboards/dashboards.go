@@ -155,7 +155,7 @@ func collector(b *builder) *dashboard.DashboardBuilder {
 	d := dashboard.NewDashboardBuilder(b.title("Collector")).
 		Description("The OpenTelemetry collector's own telemetry: data accepted and refused by receivers, sent, failed and dropped by exporters.")
 	for _, s := range []struct{ signal, title string }{{"spans", "Spans"}, {"metric_points", "Metric points"}, {"log_records", "Log records"}} {
-		m := func(kind string) string { return "otelcol_" + kind + "_" + s.signal + "_total" }
+		m := func(kind string) string { return "otelcol_" + kind + "_" + s.signal }
 		d = d.WithRow(dashboard.NewRowBuilder(s.title)).
 			WithPanel(graph(s.title+" received", "short",
 				q{b.sumRate(m("receiver_accepted"), "receiver", ""), "accepted {{receiver}}"},
@@ -169,7 +169,7 @@ func collector(b *builder) *dashboard.DashboardBuilder {
 		WithPanel(graph("Sending queue fill", "percentunit", q{fmt.Sprintf("max by (exporter) (otelcol_exporter_queue_size%s)\n/\nmax by (exporter) (otelcol_exporter_queue_capacity%s)",
 			b.s(""), b.s("")), "{{exporter}}"})).
 		WithPanel(graph("Items filtered or sampled away by processors", "short", q{fmt.Sprintf(
-			"sum by (processor, otel_signal) (rate(otelcol_processor_incoming_items_total%s[%s]))\n-\nsum by (processor, otel_signal) (rate(otelcol_processor_outgoing_items_total%s[%s]))",
+			"sum by (processor, otel_signal) (rate(otelcol_processor_incoming_items%s[%s]))\n-\nsum by (processor, otel_signal) (rate(otelcol_processor_outgoing_items%s[%s]))",
 			b.s(""), rate, b.s(""), rate), "{{processor}} {{otel_signal}}"}))
 }
 

@@ -68,7 +68,7 @@ const PaymentFailedOutcomes = "provider_timeout|provider_unavailable"
 // or a receiver refuses it (memory limiter).
 var collectorSignals = []string{"spans", "metric_points", "log_records"}
 
-func collectorMetric(kind, signal string) string { return "otelcol_" + kind + "_" + signal + "_total" }
+func collectorMetric(kind, signal string) string { return "otelcol_" + kind + "_" + signal }
 
 // postgres_exporter and kube-state-metrics.
 const (
@@ -108,8 +108,8 @@ func Metrics() map[string]Source {
 			m[collectorMetric(kind, s)] = FromCollector
 		}
 	}
-	m["otelcol_processor_incoming_items_total"] = FromCollector
-	m["otelcol_processor_outgoing_items_total"] = FromCollector
+	m["otelcol_processor_incoming_items"] = FromCollector
+	m["otelcol_processor_outgoing_items"] = FromCollector
 	m["otelcol_exporter_queue_size"] = FromCollector
 	m["otelcol_exporter_queue_capacity"] = FromCollector
 	return m
