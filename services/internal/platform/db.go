@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/exaring/otelpgx"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 )
 
 // OpenDB connects to Postgres (DATABASE_URL, or the PG* variables when it is
@@ -26,8 +28,7 @@ func OpenDB(ctx context.Context, databaseURL, service string, migrations fs.FS) 
 	if err != nil {
 		return nil, fmt.Errorf("database config: %w", err)
 	}
-	// Statements carry $n placeholders only; parameter values are never recorded.
-	pcfg.ConnConfig.Tracer = otelpgx.NewTracer()
+	pcfg.ConnConfig.Tracer = newDBTracer(pcfg.ConnConfig)
 	pcfg.ConnConfig.ConnectTimeout = 5 * time.Second
 	if pcfg.MaxConns < 10 {
 		pcfg.MaxConns = 10
@@ -62,6 +63,34 @@ func OpenDB(ctx context.Context, databaseURL, service string, migrations fs.FS) 
 }
 
 const connectTimeout = 60 * time.Second
+
+// newDBTracer returns the pgx tracer: a client span (and a
+// db.client.operation.duration sample) per query, prepare, batch, copy and
+// connect. Statements carry $n placeholders only; parameter values are never
+// recorded.
+//
+// Two of otelpgx's defaults cost CPU on every request for little insight
+// and are off (docs/benchmarks-services.md, "Telemetry overhead"):
+//   - pool acquire tracing: a span, a histogram sample and two copies of the
+//     pool's whole config per acquire. Time waiting for a connection still
+//     shows as the gap before the query span;
+//   - per-query connection details: read through conn.Config(), which copies
+//     the connection config on every query. The same attributes (server
+//     address and port, database, user) are fixed per pool, so they are set
+//     once here.
+func newDBTracer(cc *pgx.ConnConfig) *otelpgx.Tracer {
+	return otelpgx.NewTracer(
+		otelpgx.WithDisableAcquireTracer(),
+		otelpgx.WithDisableConnectionDetailsInAttributes(),
+		// db.system.name is otelpgx's own default attribute.
+		otelpgx.WithTracerAttributes(
+			semconv.ServerAddress(cc.Host),
+			semconv.ServerPort(int(cc.Port)),
+			semconv.UserName(cc.User),
+			semconv.DBNamespace(cc.Database),
+		),
+	)
+}
 
 // Migrate applies pending migrations under a session advisory lock keyed by service.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, service string, migrations fs.FS) error {

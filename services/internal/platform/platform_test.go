@@ -17,6 +17,10 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopplatform/shop-operator/services/internal/pgtest"
 )
@@ -398,5 +402,70 @@ func TestVerifierSurvivesAuthOutageAndRotates(t *testing.T) {
 	now = now.Add(11 * time.Second)
 	if _, err := v.VerifyToken(t.Context(), sign(priv2, "k2")); err != nil {
 		t.Fatalf("rotated key: %v", err)
+	}
+}
+
+// Every query gets a client span carrying the statement and the pool's
+// connection attributes; pool acquires get none (they are not traced, for
+// cost: docs/benchmarks-services.md).
+func TestDatabaseSpans(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	rec := tracetest.NewSpanRecorder()
+	cfg, _ := LoadConfig("test")
+	tel, err := SetupTelemetry(t.Context(), cfg, &TelemetryOptions{LogOutput: io.Discard, SpanProcessors: []sdktrace.SpanProcessor{rec}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tel.Shutdown(context.Background())
+	pool, err := OpenDB(t.Context(), url, "test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	ctx, parent := tel.TracerProvider.Tracer("test").Start(t.Context(), "parent")
+	var n int
+	if err := pool.QueryRow(ctx, "SELECT $1::int", 7).Scan(&n); err != nil || n != 7 {
+		t.Fatalf("query: %d %v", n, err)
+	}
+	parent.End()
+	pcfg, _ := pgxpool.ParseConfig(url)
+	var query sdktrace.ReadOnlySpan
+	for _, s := range rec.Ended() {
+		if s.Parent().SpanID() != parent.SpanContext().SpanID() {
+			continue
+		}
+		if strings.Contains(strings.ToLower(s.Name()), "acquire") {
+			t.Errorf("pool acquire traced: %q", s.Name())
+		}
+		if s.Name() == "SELECT" {
+			query = s
+		}
+	}
+	if query == nil {
+		t.Fatalf("no query span under the parent; spans: %d", len(rec.Ended()))
+	}
+	if query.SpanKind() != trace.SpanKindClient {
+		t.Errorf("query span kind %v", query.SpanKind())
+	}
+	attrs := map[attribute.Key]attribute.Value{}
+	for _, kv := range query.Attributes() {
+		if _, dup := attrs[kv.Key]; dup {
+			t.Errorf("attribute %s set twice", kv.Key)
+		}
+		attrs[kv.Key] = kv.Value
+	}
+	for k, want := range map[attribute.Key]string{
+		"db.system.name": "postgresql",
+		"db.query.text":  "SELECT $1::int",
+		"server.address": pcfg.ConnConfig.Host,
+		"db.namespace":   pcfg.ConnConfig.Database,
+		"user.name":      pcfg.ConnConfig.User, // otelpgx's key
+	} {
+		if got := attrs[k].Emit(); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	if got := attrs["server.port"].AsInt64(); got != int64(pcfg.ConnConfig.Port) {
+		t.Errorf("server.port = %d, want %d", got, pcfg.ConnConfig.Port)
 	}
 }
