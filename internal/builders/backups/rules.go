@@ -105,8 +105,8 @@ and on (namespace)
 		},
 		Annotations: map[string]string{
 			"summary": "No successful backup of the " + db.svc + " database in " + window,
-			"description": fmt.Sprintf("CronJob %s (schedule every %s at most) has not reported a successful pg_dump of database %s of shop %s for two periods.",
-				CronJobName(in, db.svc), model.Duration(db.period), db.svc, in.Shop.Name),
+			"description": fmt.Sprintf("CronJob %s runs at least every %s but has not reported a successful pg_dump of database %s of shop %s for %s.",
+				CronJobName(in, db.svc), model.Duration(db.period), db.svc, in.Shop.Name, window),
 			"runbook_url": runbookBaseURL + AlertBackupMissing + ".md",
 		},
 	}
