@@ -2,7 +2,9 @@ package mesh
 
 import (
 	"fmt"
+	"slices"
 
+	"github.com/shopplatform/shop-operator/internal/builders/operations"
 	"github.com/shopplatform/shop-operator/internal/render"
 )
 
@@ -10,12 +12,22 @@ import (
 // gateway; without Istio, only the frontend is exposed, to anyone.
 const Edge = "edge"
 
+// shoppers are the callers that may do what an external shopper may: the
+// edge, and the Shop's own load generator and synthetic checkout, which call
+// the APIs directly as the edge does (docs/operations-testing.md). Their
+// ServiceAccounts <shop>-loadgen and <shop>-synthetic are their mesh
+// identities, their component labels select them without Istio.
+var shoppers = []string{Edge, operations.LoadGenerator, operations.SyntheticCheck}
+
+// shoppersAnd is shoppers plus some of the Shop's services.
+func shoppersAnd(services ...string) []string { return slices.Concat(shoppers, services) }
+
 // grant allows some callers to reach some routes of a service's API port.
 // With Istio it becomes one AuthorizationPolicy rule; without Istio only its
 // callers count (NetworkPolicies see ports, not paths or tokens: the services
 // check those themselves in every mode).
 type grant struct {
-	from []string // services, or Edge
+	from []string // services, the load generator and synthetic checkout, or Edge
 	// anyone also admits callers without a mesh identity. Only the public
 	// JWKS uses it: istiod fetches it in plain text from outside the mesh.
 	anyone    bool
@@ -32,26 +44,27 @@ var jwksPaths = []string{"/.well-known/jwks.json", "/api/auth/.well-known/jwks.j
 // Everything not granted here is denied.
 var grants = map[string][]grant{
 	render.Frontend: {
-		{from: []string{Edge}},
+		{from: shoppers},
 	},
 	render.Auth: {
-		{from: []string{Edge, render.Frontend}, paths: []string{"/api/auth/*"}, notPaths: []string{"/api/auth/admin/*"}},
-		{from: []string{Edge, render.Frontend}, paths: []string{"/api/auth/admin/*"}, adminOnly: true},
+		{from: shoppersAnd(render.Frontend), paths: []string{"/api/auth/*"}, notPaths: []string{"/api/auth/admin/*"}},
+		{from: shoppersAnd(render.Frontend), paths: []string{"/api/auth/admin/*"}, adminOnly: true},
 		// Services verify tokens themselves and fetch the keys.
-		{from: []string{Edge, render.Frontend, render.Catalog, render.Orders, render.Payment}, anyone: true,
+		{from: shoppersAnd(render.Frontend, render.Catalog, render.Orders, render.Payment), anyone: true,
 			methods: []string{"GET", "HEAD"}, paths: jwksPaths},
 	},
 	render.Catalog: {
-		{from: []string{Edge, render.Frontend, render.Orders}, methods: []string{"GET", "HEAD"}, paths: []string{"/api/catalog/*"}},
+		{from: shoppersAnd(render.Frontend, render.Orders), methods: []string{"GET", "HEAD"}, paths: []string{"/api/catalog/*"}},
 		{from: []string{render.Orders}, paths: []string{"/api/catalog/reservations", "/api/catalog/reservations/*"}},
-		{from: []string{Edge, render.Frontend}, methods: []string{"POST", "PUT", "DELETE"},
+		{from: shoppersAnd(render.Frontend), methods: []string{"POST", "PUT", "DELETE"},
 			paths: []string{"/api/catalog/products", "/api/catalog/products/*"}, adminOnly: true},
 	},
 	render.Orders: {
-		{from: []string{Edge, render.Frontend}, paths: []string{"/api/orders", "/api/orders/*"}},
+		{from: shoppersAnd(render.Frontend), paths: []string{"/api/orders", "/api/orders/*"}},
 	},
 	render.Payment: {
-		// Only orders, and never the edge: charges happen inside a checkout.
+		// Only orders, never the edge nor the load generator or synthetic
+		// checkout: charges happen inside a checkout.
 		{from: []string{render.Orders}, paths: []string{"/api/payments/*"}},
 	},
 }
@@ -90,8 +103,9 @@ var (
 // ExporterPort is the Postgres exporter's metrics port next to a managed database.
 const ExporterPort = 9187
 
-// principal is the mesh identity of a service's pods: their ServiceAccount
-// <shop>-<svc> in the default trust domain.
+// principal is the mesh identity of a component's pods (a service, the load
+// generator or the synthetic checkout): their ServiceAccount <shop>-<component>
+// in the default trust domain.
 func principal(in render.Input, svc string) string {
 	return fmt.Sprintf("cluster.local/ns/%s/sa/%s", in.Shop.Namespace, in.Name(svc))
 }

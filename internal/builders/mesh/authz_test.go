@@ -8,6 +8,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/shopplatform/shop-operator/internal/builders/mesh"
+	"github.com/shopplatform/shop-operator/internal/builders/operations"
 	"github.com/shopplatform/shop-operator/internal/render"
 )
 
@@ -35,6 +36,10 @@ func callers(in render.Input) map[string]caller {
 	}
 	for _, svc := range render.Services {
 		out[svc] = caller{principal: sa(ns, in.Name(svc)), namespace: ns, labels: in.Labels(svc)}
+	}
+	// The load generator and the synthetic checkout, as the operations builder runs them.
+	for _, c := range []string{operations.LoadGenerator, operations.SyntheticCheck} {
+		out[c] = caller{principal: sa(ns, in.Name(c)), namespace: ns, labels: in.Labels(c)}
 	}
 	for _, svc := range render.Databases {
 		out[svc+"-db-backup"] = caller{principal: sa(ns, "default"), namespace: ns, labels: in.Labels(mesh.DatabaseComponent(svc) + "-backup")}
@@ -130,6 +135,25 @@ var authzCases = []authzCase{
 	{"other-app", render.Frontend, 8080, "GET", "/", anonymous, false},
 	{"other-app", render.Catalog, 8080, "GET", "/api/catalog/products", anonymous, false},
 	{"other-app", render.Auth, 8080, "POST", "/api/auth/login", anonymous, false},
+	// The load generator and the synthetic checkout call the APIs directly,
+	// as a shopper at the edge does; never payment.
+	{"loadgen", render.Frontend, 8080, "GET", "/", anonymous, true},
+	{"loadgen", render.Catalog, 8080, "GET", "/api/catalog/products?page_size=20", anonymous, true},
+	{"loadgen", render.Auth, 8080, "POST", "/api/auth/register", anonymous, true},
+	{"loadgen", render.Orders, 8080, "POST", "/api/orders/checkout", customer, true},
+	{"loadgen", render.Payment, 8080, "POST", "/api/payments/charges", customer, false},
+	{"loadgen", render.Payment, 8080, "POST", "/api/payments/charges", admin, false},
+	{"loadgen", render.Catalog, 8080, "POST", "/api/catalog/products", customer, false},
+	{"loadgen", render.Catalog, 8080, "POST", "/api/catalog/products", anonymous, false},
+	{"loadgen", render.Catalog, 8080, "POST", "/api/catalog/reservations", customer, false},
+	{"loadgen", render.Catalog, 9090, "GET", "/metrics", anonymous, false},
+	{"synthetic", render.Auth, 8080, "POST", "/api/auth/login", anonymous, true},
+	{"synthetic", render.Catalog, 8080, "GET", "/api/catalog/products/BOOK-001", anonymous, true},
+	{"synthetic", render.Orders, 8080, "POST", "/api/orders/checkout", customer, true},
+	{"synthetic", render.Orders, 8080, "GET", "/api/orders/o1", customer, true},
+	{"synthetic", render.Payment, 8080, "POST", "/api/payments/charges", customer, false},
+	{"synthetic", render.Payment, 8080, "POST", "/api/payments/charges/c1/refunds", customer, false},
+	{"synthetic", render.Auth, 8080, "PUT", "/api/auth/admin/users/u1/role", customer, false},
 	// Monitoring reaches the admin port, and only the admin port.
 	{"prometheus", render.Frontend, 9090, "GET", "/metrics", anonymous, true},
 	{"prometheus", render.Payment, 9090, "GET", "/metrics", anonymous, true},

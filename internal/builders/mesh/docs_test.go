@@ -31,7 +31,7 @@ var matrixRoutes = []struct {
 	{render.Catalog, 9090, "GET", "/metrics"},
 }
 
-var matrixCallers = []string{"gateway", render.Frontend, render.Auth, render.Catalog, render.Orders, render.Payment, "prometheus", "collector", "other-app", "plaintext"}
+var matrixCallers = []string{"gateway", render.Frontend, render.Auth, render.Catalog, render.Orders, render.Payment, "loadgen", "synthetic", "prometheus", "collector", "other-app", "plaintext"}
 
 // matrix evaluates the rendered production policies (mTLS STRICT) for
 // every caller and route: "yes" with any valid token, "admin" only with the
