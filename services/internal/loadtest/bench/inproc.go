@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 
@@ -91,11 +92,22 @@ func inproc(ctx context.Context) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
 	// CPU: this whole process, load driver included (the same in every variant).
 	r, err := loadtest.Run(ctx, loadtest.Config{Name: name, Concurrency: *flagConc, Requests: *flagN, Duration: *flagDur, Warmup: 200, CPU: loadtest.SelfCPU,
 		Do: func(ctx context.Context, _, _ int) error { return fetch(ctx, c, "GET", url, nil, nil, http.StatusOK) }})
 	if err != nil {
 		return err
+	}
+	if *flagAllocs {
+		// Warm-up requests included: the same in every variant. Unlike CPU
+		// time this does not depend on outside load.
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		n := float64(r.Requests + 200)
+		fmt.Fprintf(os.Stderr, "%s: %.1f allocs, %.0f bytes per request\n", name,
+			float64(after.Mallocs-before.Mallocs)/n, float64(after.TotalAlloc-before.TotalAlloc)/n)
 	}
 	return json.NewEncoder(os.Stdout).Encode(r)
 }

@@ -41,6 +41,7 @@ var (
 	flagDB     = flag.String("db", "", "inproc: catalog database URL")
 	flagWhat   = flag.String("what", "catalog", "inproc: catalog | bare")
 	flagProf   = flag.String("cpuprofile", "", "inproc: write a CPU profile of the run here")
+	flagAllocs = flag.Bool("allocs", false, "inproc: also print heap allocations per request (whole process) to stderr")
 )
 
 func main() {
