@@ -1,8 +1,10 @@
 package controllers
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -40,7 +42,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(os.Stderr), zap.Level(zapLevel())))
+	// Every log line at every level goes to operatorLog (the data-protection
+	// test reads it); stderr shows errors, or everything with SHOP_TEST_VERBOSE.
+	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.Level(zapcore.DebugLevel),
+		zap.WriteTo(io.MultiWriter(&operatorLog, levelFilter{os.Stderr}))))
 	env, err := testenv.Start(testenv.Options{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -73,12 +78,34 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// zapLevel logs errors only, unless SHOP_TEST_VERBOSE is set.
-func zapLevel() zapcore.Level {
-	if os.Getenv("SHOP_TEST_VERBOSE") != "" {
-		return zapcore.DebugLevel
+// operatorLog holds every line the operator logged.
+var operatorLog lockedBuffer
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// levelFilter passes error lines only, unless SHOP_TEST_VERBOSE is set.
+type levelFilter struct{ w io.Writer }
+
+func (f levelFilter) Write(p []byte) (int, error) {
+	if os.Getenv("SHOP_TEST_VERBOSE") != "" || bytes.Contains(p, []byte("\tERROR\t")) {
+		return f.w.Write(p)
 	}
-	return zapcore.ErrorLevel
+	return len(p), nil
 }
 
 // writeCounter counts the operator's requests that change something: every
@@ -194,12 +221,20 @@ func markWorkloadsReady(t *testing.T, ns, shop string) {
 	ctx := context.Background()
 	sel := client.MatchingLabels{render.LabelShop: shop}
 	deps := &appsv1.DeploymentList{}
-	// Wait for every service's Deployment: the operator may still be creating them.
-	eventually(t, "the Deployments of "+shop, func() (bool, string) {
+	sts := &appsv1.StatefulSetList{}
+	// Wait until every workload the Shop reports exists: the operator may
+	// still be creating them.
+	eventually(t, "the workloads of "+shop, func() (bool, string) {
 		if err := k8s.List(ctx, deps, client.InNamespace(ns), sel); err != nil {
 			return false, err.Error()
 		}
-		return len(deps.Items) >= len(render.Services), fmt.Sprintf("%d Deployments", len(deps.Items))
+		if err := k8s.List(ctx, sts, client.InNamespace(ns), sel); err != nil {
+			return false, err.Error()
+		}
+		want := len(getShop(t, ns, shop).Status.Components)
+		have := len(deps.Items) + len(sts.Items)
+		return want > 0 && have >= want && len(deps.Items) >= len(render.Services),
+			fmt.Sprintf("%d Deployments and %d StatefulSets of %d components", len(deps.Items), len(sts.Items), want)
 	})
 	for i := range deps.Items {
 		d := &deps.Items[i]
@@ -215,10 +250,6 @@ func markWorkloadsReady(t *testing.T, ns, shop string) {
 		if err := k8s.Status().Update(ctx, d); err != nil {
 			t.Fatal(err)
 		}
-	}
-	sts := &appsv1.StatefulSetList{}
-	if err := k8s.List(ctx, sts, client.InNamespace(ns), sel); err != nil {
-		t.Fatal(err)
 	}
 	for i := range sts.Items {
 		s := &sts.Items[i]

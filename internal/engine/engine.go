@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
+	"github.com/shopplatform/shop-operator/internal/builders/backups"
 	"github.com/shopplatform/shop-operator/internal/builders/collector"
 	"github.com/shopplatform/shop-operator/internal/builders/dashboards"
 	"github.com/shopplatform/shop-operator/internal/builders/databases"
@@ -40,6 +41,7 @@ var Builders = []Builder{
 	{"monitoring", monitoring.Build},
 	{"dashboards", dashboards.Build},
 	{"operations", operations.Build},
+	{"backups", backups.Build},
 }
 
 // Desired returns every child the Shop wants, owned by the Shop, sorted so
