@@ -1,110 +1,40 @@
 package operations_test
 
 import (
-	"context"
-	"fmt"
-	"os"
 	"slices"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
 	"github.com/shopplatform/shop-operator/internal/builders/operations"
-	"github.com/shopplatform/shop-operator/internal/golden"
+	"github.com/shopplatform/shop-operator/internal/buildertest"
 	"github.com/shopplatform/shop-operator/internal/render"
 	"github.com/shopplatform/shop-operator/internal/render/rendertest"
-	"github.com/shopplatform/shop-operator/internal/scheme"
 	"github.com/shopplatform/shop-operator/internal/testenv"
 )
 
-var env *testenv.Env
-
-func TestMain(m *testing.M) {
-	code := func() int {
-		var err error
-		env, err = testenv.Start(testenv.Options{ThirdPartyCRDs: true})
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer func() { _ = env.Stop() }()
-		return m.Run()
-	}()
-	os.Exit(code)
-}
-
-type variant struct {
-	name string
-	spec shopv1.ShopSpec
-}
+func TestMain(m *testing.M) { buildertest.Main(m, testenv.Options{ThirdPartyCRDs: true}) }
 
 // variants: each profile as is, and production with both turned on (a
 // bounded run, an hourly check).
-func variants() []variant {
-	var out []variant
-	for _, e := range rendertest.Environments {
-		out = append(out, variant{string(e), shopv1.ShopSpec{Environment: e}})
-	}
+func variants() []buildertest.Variant {
 	on := shopv1.ShopSpec{Environment: shopv1.Production}
 	on.Operations.LoadGenerator = shopv1.LoadGeneratorSpec{Enabled: ptr.To(true), RequestsPerSecond: ptr.To[int32](50),
 		Duration: &metav1.Duration{Duration: 30 * time.Minute}}
 	on.Operations.SyntheticCheck = shopv1.SyntheticCheckSpec{Enabled: ptr.To(true), Schedule: "0 * * * *"}
-	return append(out, variant{"production-enabled", on})
-}
-
-// stamp finishes objects as the engine does (type metadata, owner reference).
-func stamp(t testing.TB, in render.Input, objs []client.Object) []*unstructured.Unstructured {
-	t.Helper()
-	var out []*unstructured.Unstructured
-	for _, obj := range objs {
-		gvk, err := apiutil.GVKForObject(obj, scheme.Scheme)
-		if err != nil {
-			t.Fatal(err)
-		}
-		obj.GetObjectKind().SetGroupVersionKind(gvk)
-		if err := controllerutil.SetControllerReference(in.Shop, obj, scheme.Scheme); err != nil {
-			t.Fatal(err)
-		}
-		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-		if err != nil {
-			t.Fatal(err)
-		}
-		u := &unstructured.Unstructured{Object: m}
-		unstructured.RemoveNestedField(u.Object, "status")
-		unstructured.RemoveNestedField(u.Object, "metadata", "creationTimestamp")
-		unstructured.RemoveNestedField(u.Object, "spec", "template", "metadata", "creationTimestamp")
-		unstructured.RemoveNestedField(u.Object, "spec", "jobTemplate", "metadata", "creationTimestamp")
-		unstructured.RemoveNestedField(u.Object, "spec", "jobTemplate", "spec", "template", "metadata", "creationTimestamp")
-		out = append(out, u)
-	}
-	return out
+	return append(buildertest.Environments(), buildertest.Variant{Name: "production-enabled", Input: rendertest.Input(on)})
 }
 
 func build(t testing.TB, in render.Input) []*unstructured.Unstructured {
 	t.Helper()
-	objs, err := operations.Build(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return stamp(t, in, objs)
+	return buildertest.Build(t, operations.Build, in)
 }
 
-func TestGolden(t *testing.T) {
-	for _, v := range variants() {
-		t.Run(v.name, func(t *testing.T) {
-			golden.Assert(t, v.name+".yaml", golden.YAML(t, build(t, rendertest.Input(v.spec))))
-		})
-	}
-}
+func TestGolden(t *testing.T) { buildertest.Golden(t, variants(), operations.Build) }
 
 func kinds(objs []*unstructured.Unstructured) []string {
 	var out []string
@@ -123,8 +53,8 @@ func TestProfiles(t *testing.T) {
 		"testing":     {"CronJob/demo-synthetic", "Deployment/demo-loadgen", "ServiceAccount/demo-loadgen", "ServiceAccount/demo-synthetic"},
 	}
 	for _, v := range variants()[:3] {
-		if got := kinds(build(t, rendertest.Input(v.spec))); !slices.Equal(got, want[v.name]) {
-			t.Errorf("%s: %v, want %v", v.name, got, want[v.name])
+		if got := kinds(build(t, v.Input)); !slices.Equal(got, want[v.Name]) {
+			t.Errorf("%s: %v, want %v", v.Name, got, want[v.Name])
 		}
 	}
 	// Testing, turned off by the Shop.
@@ -162,8 +92,7 @@ func env0(t *testing.T, u *unstructured.Unstructured, path ...string) map[string
 }
 
 func TestEnvFromSpec(t *testing.T) {
-	v := variants()[3]
-	objs := build(t, rendertest.Input(v.spec))
+	objs := build(t, variants()[3].Input)
 	var dep, cron *unstructured.Unstructured
 	for _, u := range objs {
 		switch u.GetKind() {
@@ -196,31 +125,14 @@ func TestEnvFromSpec(t *testing.T) {
 	}
 }
 
-// TestApply proves the real API server
-// accepts every object of every variant, owned by a real Shop.
+// TestApply proves the real API server accepts every object of every variant
+// that renders any (development and production render nothing, see
+// TestProfiles), owned by a real Shop.
 func TestApply(t *testing.T) {
-	ctx := context.Background()
-	for _, v := range variants() {
-		t.Run(v.name, func(t *testing.T) {
-			ns := "operations-" + v.name
-			if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-				t.Fatal(err)
-			}
-			shop := rendertest.Shop(v.spec)
-			shop.Namespace, shop.UID = ns, ""
-			if err := env.Client.Create(ctx, shop); err != nil {
-				t.Fatalf("creating the Shop: %v", err)
-			}
-			in := rendertest.InputFor(shop, render.AllAPIs)
-			for _, u := range build(t, in) {
-				err := env.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u),
-					client.FieldOwner(render.ManagedBy), client.ForceOwnership, client.DryRunAll)
-				if err != nil {
-					t.Errorf("apply %s %s: %v", u.GetKind(), u.GetName(), err)
-				}
-			}
-		})
-	}
+	rendering := slices.DeleteFunc(variants(), func(v buildertest.Variant) bool {
+		return v.Name == string(shopv1.Development) || v.Name == string(shopv1.Production)
+	})
+	buildertest.ApplyDryRun(t, "operations", rendering, operations.Build)
 }
 
 func BenchmarkBuild(b *testing.B) {
