@@ -87,8 +87,9 @@ build: ## Build the manager and shopctl.
 	go build -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/shopctl ./cmd/shopctl
 
 .PHONY: docker-build
-docker-build: ## Build the operator image (needs a container engine).
+docker-build: ## Build the operator and services images (needs a container engine; `make images` needs none).
 	docker build --build-arg VERSION=$(VERSION) -t $(IMG) .
+	$(MAKE) -C services image VERSION=$(VERSION) IMG=$(SERVICES_IMG)
 
 .PHONY: build-installer
 build-installer: manifests ## Write dist/install.yaml.
