@@ -15,6 +15,7 @@ const (
 	otlpReceiver    = "otlp"
 	memoryLimiter   = "memory_limiter"
 	redact          = "transform/redact"
+	cardinality     = "transform/cardinality"
 	k8sAttributes   = "k8s_attributes"
 	resourceProc    = "resource"
 	batch           = "batch"
@@ -107,6 +108,7 @@ func gatewayConfig(in render.Input, p plan) map[string]any {
 	c.processors[redact] = redactConfig()
 	c.processors[k8sAttributes] = k8sAttributesConfig(in)
 	c.processors[resourceProc] = resourceConfig(in)
+	c.processors[cardinality] = cardinalityConfig()
 	c.processors[batch] = batchConfig()
 	c.connectors[spanMetrics] = spanMetricsConfig()
 	c.exporters[prometheusExp] = prometheusConfig()
@@ -144,8 +146,9 @@ func gatewayConfig(in render.Input, p plan) map[string]any {
 	procs := []string{memoryLimiter, redact, k8sAttributes, resourceProc, batch}
 	c.pipeline("traces", []string{otlpReceiver}, procs, traceExp)
 	// Metrics carry no free text worth redacting; span metrics' dimensions
-	// are fixed attribute names.
-	c.pipeline("metrics", metricsRecv, []string{memoryLimiter, k8sAttributes, resourceProc, batch}, metricsExp)
+	// are fixed attribute names. The cardinality guard comes after
+	// k8s_attributes, which adds some of the attributes it deletes.
+	c.pipeline("metrics", metricsRecv, []string{memoryLimiter, k8sAttributes, resourceProc, cardinality, batch}, metricsExp)
 	c.pipeline("logs", []string{otlpReceiver}, procs, logsExp)
 	return c.object()
 }
@@ -252,6 +255,29 @@ func k8sAttributesConfig(in render.Input) map[string]any {
 	}
 }
 
+// cardinalityConfig is the cardinality guard of docs/operations-testing.md
+// ("Cost controls per profile"), validated on collector 0.161: it deletes
+// resource attributes that are constant per process or pod incarnation (they
+// only churn series as labels) and data point attributes with unbounded
+// values (user, session, order ids, URLs, client addresses), and caps a data
+// point at 10 attributes, keeping the known dimensions. k8s.pod.name stays.
+// The regexes are OTTL string literals: "\\." is a literal dot.
+func cardinalityConfig() map[string]any {
+	group := func(context string, statements ...any) map[string]any {
+		return map[string]any{"context": context, "statements": statements}
+	}
+	return map[string]any{
+		"error_mode": "ignore",
+		"metric_statements": []any{
+			group("resource",
+				`delete_matching_keys(resource.attributes, "^(k8s\\.pod\\.uid|k8s\\.replicaset\\.(name|uid)|k8s\\.deployment\\.uid|service\\.instance\\.id|process\\..+|host\\..+|os\\..+|telemetry\\.sdk\\..+)$")`),
+			group("datapoint",
+				`delete_matching_keys(datapoint.attributes, "^(enduser\\..+|user\\.(id|email|name)|session\\.id|order\\.id|payment\\.id|http\\.request\\.header\\..+|url\\.(full|query)|client\\.address|network\\.peer\\..+)$")`,
+				`limit(datapoint.attributes, 10, ["http.route", "http.request.method", "http.response.status_code", "outcome", "scenario", "step", "result", "currency"])`),
+		},
+	}
+}
+
 // resourceConfig stamps the environment and shop name: the operator knows
 // them for certain, so they win over what a client sent.
 func resourceConfig(in render.Input) map[string]any {
@@ -295,9 +321,9 @@ func prometheusConfig() map[string]any {
 	}
 }
 
-// tailSamplingConfig keeps every trace with an error, every trace slower
-// than slowTraceThreshold, and samplingPercentage of the rest (policies are
-// OR-ed).
+// tailSamplingConfig drops probe traces, then keeps every trace with an
+// error, every trace slower than slowTraceThreshold, and samplingPercentage
+// of the rest (those policies are OR-ed; a drop decision wins over them).
 func tailSamplingConfig(in render.Input) map[string]any {
 	col := in.Spec.Observability.Collector
 	threshold := int64(1000)
@@ -309,12 +335,37 @@ func tailSamplingConfig(in render.Input) map[string]any {
 		"num_traces":                  100000,
 		"expected_new_traces_per_sec": 100,
 		"policies": []any{
+			dropProbesPolicy(),
 			map[string]any{"name": "errors", "type": "status_code", "status_code": map[string]any{"status_codes": []any{"ERROR"}}},
 			map[string]any{"name": "slow", "type": "latency", "latency": map[string]any{"threshold_ms": threshold}},
 			map[string]any{"name": "share", "type": "probabilistic", "probabilistic": map[string]any{
 				"sampling_percentage": ptr.Deref(col.SamplingPercentage, 100),
 			}},
 		},
+	}
+}
+
+// dropProbesPolicy drops the traces of readiness/liveness probes and metrics
+// scrapes, as validated in docs/operations-testing.md ("Cost controls per
+// profile"): a readiness check's calls to its peers start a trace with a
+// root client span (the load and the synthetic check start theirs with an
+// internal span, so they never match), and a span on a probe or scrape path
+// marks the trace too. The span conditions are OR-ed.
+func dropProbesPolicy() map[string]any {
+	return map[string]any{
+		"name": "drop-probes",
+		"type": "drop",
+		"drop": map[string]any{"drop_sub_policy": []any{map[string]any{
+			"name": "probe-traces",
+			"type": "ottl_condition",
+			"ottl_condition": map[string]any{
+				"error_mode": "ignore",
+				"span": []any{
+					`span.kind == SPAN_KIND_CLIENT and IsRootSpan()`,
+					`IsMatch(span.attributes["url.path"], "^/(healthz|readyz|livez|metrics)$")`,
+				},
+			},
+		}}},
 	}
 }
 

@@ -366,6 +366,8 @@ func TestRunSampler(t *testing.T) {
 		span("00000000000000000000000000000e01", "error", now, 10*time.Millisecond, 2, ""),
 		span("00000000000000000000000000000510", "slow", now, 3*time.Second, 1, ""),
 		span("000000000000000000000000000000f1", "ordinary", now, 10*time.Millisecond, 1, ""),
+		// A failing readiness probe: dropped even though errors are kept.
+		span("00000000000000000000000000000b01", "probe", now, 10*time.Millisecond, 2, attr("url.path", "/readyz")),
 	))
 	// Traces are decided in the order they arrived, and exported in that
 	// order: once a later error trace is out, the ordinary one was decided.
@@ -377,6 +379,9 @@ func TestRunSampler(t *testing.T) {
 	})
 	if got := rec.all("/v1/traces"); strings.Contains(got, `"ordinary"`) {
 		t.Errorf("samplingPercentage 0 kept an ordinary trace:\n%s", got)
+	}
+	if got := rec.all("/v1/traces"); strings.Contains(got, `"probe"`) {
+		t.Errorf("the drop-probes policy kept a /readyz trace:\n%s", got)
 	}
 }
 

@@ -127,6 +127,9 @@ func TestPipelineOrder(t *testing.T) {
 	if got := list(gw, "traces", "exporters"); !slices.Equal(got, []string{spanMetrics, datadogConn, loadBalancing}) {
 		t.Errorf("gateway trace exporters = %v: the connectors must see every span, sampled traces go to the sampler", got)
 	}
+	if got := list(gw, "metrics", "processors"); !slices.Equal(got, []string{memoryLimiter, k8sAttributes, resourceProc, cardinality, batch}) {
+		t.Errorf("metrics processors = %v: the cardinality guard goes after k8s_attributes, before batch", got)
+	}
 	if got := list(gw, "metrics", "receivers"); !slices.Equal(got, []string{otlpReceiver, spanMetrics, datadogConn}) {
 		t.Errorf("metrics receivers = %v, want OTLP and both connectors", got)
 	}
@@ -136,6 +139,10 @@ func TestPipelineOrder(t *testing.T) {
 	}
 	if got := list(s, "traces", "exporters"); !slices.Equal(got, []string{jaegerExp, datadogExp, newRelicExp}) {
 		t.Errorf("sampler exporters = %v", got)
+	}
+	policies := samplerConfig(in, p)["processors"].(map[string]any)[tailSampling].(map[string]any)["policies"].([]any)
+	if first := policies[0].(map[string]any); first["name"] != "drop-probes" || first["type"] != "drop" {
+		t.Errorf("first tail sampling policy = %v, want the drop-probes policy", first)
 	}
 }
 
