@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"fmt"
 
 	"github.com/shopplatform/shop-operator/internal/render"
 )
@@ -44,10 +45,20 @@ var ExternalDatabaseKeys = []string{HostKey, PortKey, DBNameKey, UserKey, Passwo
 // out and empty their carts.
 func CookieSecretName(in render.Input) string { return in.Name("frontend-cookie") }
 
-// Spec is one generated Secret: its name and the keys it must hold.
+// Spec is one generated Secret: its name and the keys it must hold, each
+// generated on its own, or a Bundle of keys generated together.
 type Spec struct {
-	Name string
-	Keys map[string]func() ([]byte, error)
+	Name   string
+	Keys   map[string]func() ([]byte, error)
+	Bundle *Bundle
+}
+
+// Bundle is a set of keys that are valid only together (a CA, a certificate
+// it signed and that certificate's key): they are kept while all are
+// present, and generated anew, all at once, when any is missing.
+type Bundle struct {
+	Keys     []string
+	Generate func() (map[string][]byte, error)
 }
 
 // For returns the Secrets a Shop needs generated.
@@ -59,6 +70,7 @@ func For(in render.Input) []Spec {
 				PasswordKey:          password,
 				SuperuserPasswordKey: password,
 			}})
+			specs = append(specs, Spec{Name: DatabaseTLSSecretName(in, svc), Bundle: databaseTLS(DatabaseHosts(in, svc))})
 		}
 	}
 	specs = append(specs, Spec{Name: in.SigningKeySecretName(), Keys: map[string]func() ([]byte, error){
@@ -87,9 +99,35 @@ func Fill(specs []Spec, existing map[string]map[string][]byte) (map[string]map[s
 			}
 			data[k] = v
 		}
+		if s.Bundle != nil {
+			if err := fillBundle(data, s.Bundle, existing[s.Name]); err != nil {
+				return nil, fmt.Errorf("generating Secret %s: %w", s.Name, err)
+			}
+		}
 		out[s.Name] = data
 	}
 	return out, nil
+}
+
+func fillBundle(data map[string][]byte, b *Bundle, existing map[string][]byte) error {
+	complete := true
+	for _, k := range b.Keys {
+		complete = complete && len(existing[k]) > 0
+	}
+	if complete {
+		for _, k := range b.Keys {
+			data[k] = existing[k]
+		}
+		return nil
+	}
+	gen, err := b.Generate()
+	if err != nil {
+		return err
+	}
+	for _, k := range b.Keys {
+		data[k] = gen[k]
+	}
+	return nil
 }
 
 // Placeholders returns stable stand-ins for every generated value, for
@@ -100,6 +138,11 @@ func Placeholders(specs []Spec) map[string]map[string][]byte {
 		out[s.Name] = map[string][]byte{}
 		for k := range s.Keys {
 			out[s.Name][k] = []byte("<generated>")
+		}
+		if s.Bundle != nil {
+			for _, k := range s.Bundle.Keys {
+				out[s.Name][k] = []byte("<generated>")
+			}
 		}
 	}
 	return out

@@ -22,7 +22,7 @@ func TestFor(t *testing.T) {
 	spec := shopv1.ShopSpec{}
 	spec.Databases.Catalog.External = &shopv1.ExternalDatabase{SecretName: "catalog-pg"}
 	got := names(secrets.For(rendertest.Input(spec)))
-	want := []string{"demo-auth-db-credentials", "demo-orders-db-credentials", "demo-auth-signing-key", "demo-frontend-cookie"}
+	want := []string{"demo-auth-db-credentials", "demo-auth-db-tls", "demo-orders-db-credentials", "demo-orders-db-tls", "demo-auth-signing-key", "demo-frontend-cookie"}
 	if !slices.Equal(got, want) {
 		t.Errorf("generated Secrets = %v, want %v (an external database gets none)", got, want)
 	}

@@ -1,6 +1,6 @@
 // Package databases renders a Postgres for every managed database (auth,
-// catalog, orders): its credentials Secret, headless Service, init-script
-// ConfigMap and StatefulSet. External databases render nothing: the services
+// catalog, orders): its credentials and TLS Secrets, headless Service,
+// init-script ConfigMap and StatefulSet (Postgres with TLS on). External databases render nothing: the services
 // read their connection from the user's Secret. Build is pure: it reads only
 // its input.
 package databases
@@ -30,7 +30,11 @@ func Build(in render.Input) ([]client.Object, error) {
 		if err != nil {
 			return nil, err
 		}
-		objs = append(objs, secret, initScript(in, svc), headlessService(in, svc), statefulSet(in, svc, db.Managed))
+		tls, err := tlsSecret(in, svc)
+		if err != nil {
+			return nil, err
+		}
+		objs = append(objs, secret, tls, initScript(in, svc), headlessService(in, svc), statefulSet(in, svc, db.Managed, tls))
 	}
 	return objs, nil
 }

@@ -37,7 +37,7 @@ func exporterEnabled(in render.Input) bool {
 // (retention policy Retain): deleting a Shop must never delete its data.
 // The API server refuses any change to a claim template, so a grown
 // storageSize reaches the volume only by resizing the claim itself.
-func statefulSet(in render.Input, svc string, m *shopv1.ManagedDatabase) *appsv1.StatefulSet {
+func statefulSet(in render.Input, svc string, m *shopv1.ManagedDatabase, tls *corev1.Secret) *appsv1.StatefulSet {
 	name := in.DatabaseName(svc)
 	volumes := []corev1.Volume{
 		{Name: "init", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
@@ -47,6 +47,7 @@ func statefulSet(in render.Input, svc string, m *shopv1.ManagedDatabase) *appsv1
 		emptyDir("tmp", ""),
 		// Postgres' dynamic shared memory lives in /dev/shm; the runtime's 64 MiB is too small.
 		emptyDir("shm", corev1.StorageMediumMemory),
+		tlsVolume(in, svc),
 	}
 	sts := &appsv1.StatefulSet{
 		ObjectMeta: in.ObjectMeta(name, component(svc)),
@@ -60,7 +61,10 @@ func statefulSet(in render.Input, svc string, m *shopv1.ManagedDatabase) *appsv1
 				WhenScaled:  appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
 			},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: in.Labels(component(svc))},
+				ObjectMeta: metav1.ObjectMeta{
+					Labels:      in.Labels(component(svc)),
+					Annotations: map[string]string{tlsChecksumAnnotation: certificateChecksum(tls)},
+				},
 				Spec: corev1.PodSpec{
 					AutomountServiceAccountToken: ptr.To(false),
 					EnableServiceLinks:           ptr.To(false),
@@ -114,6 +118,7 @@ func containers(in render.Input, svc string, m *shopv1.ManagedDatabase) []corev1
 	postgres := corev1.Container{
 		Name:  "postgres",
 		Image: image,
+		Args:  tlsArgs(),
 		Ports: []corev1.ContainerPort{{Name: "postgres", ContainerPort: render.PostgresPort, Protocol: corev1.ProtocolTCP}},
 		Env: []corev1.EnvVar{
 			{Name: "POSTGRES_USER", Value: "postgres"},
@@ -135,6 +140,7 @@ func containers(in render.Input, svc string, m *shopv1.ManagedDatabase) []corev1
 			{Name: "run", MountPath: "/var/run/postgresql"},
 			{Name: "tmp", MountPath: "/tmp"},
 			{Name: "shm", MountPath: "/dev/shm"},
+			{Name: "tls", MountPath: TLSDir, ReadOnly: true},
 		},
 		SecurityContext:          containerSecurity(),
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
@@ -150,7 +156,9 @@ func containers(in render.Input, svc string, m *shopv1.ManagedDatabase) []corev1
 }
 
 // exporter is the postgres_exporter sidecar; it reaches Postgres over
-// localhost, so the database needs no extra network exposure.
+// localhost, so the database needs no extra network exposure. That traffic
+// never leaves the pod's network namespace: TLS would protect nothing, so
+// it stays off (sslmode=disable).
 func exporter(secret string) corev1.Container {
 	return corev1.Container{
 		Name:  "exporter",

@@ -1,0 +1,72 @@
+package databases
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/shopplatform/shop-operator/internal/render"
+	"github.com/shopplatform/shop-operator/internal/secrets"
+)
+
+// TLSDir is where Postgres finds its certificate and key.
+const TLSDir = "/etc/postgresql/tls"
+
+// tlsChecksumAnnotation on the pod template restarts Postgres when its
+// certificate changes (Postgres reads it at start).
+const tlsChecksumAnnotation = "commerce.shopplatform.io/tls-checksum"
+
+// tlsArgs start Postgres with TLS on. Clients choose whether to use it; the
+// services and the backup job insist on it (sslmode verify-full).
+func tlsArgs() []string {
+	return []string{
+		"postgres",
+		"-c", "ssl=on",
+		"-c", "ssl_cert_file=" + TLSDir + "/" + secrets.TLSCertKey,
+		"-c", "ssl_key_file=" + TLSDir + "/" + secrets.TLSKeyKey,
+	}
+}
+
+// tlsSecret renders the database's generated CA and server certificate.
+// Unlike the credentials it is not retained with the volume: no data depends
+// on it, and a re-created Shop generates a new one that every client trusts.
+func tlsSecret(in render.Input, svc string) (*corev1.Secret, error) {
+	name := secrets.DatabaseTLSSecretName(in, svc)
+	gen, ok := in.Generated[name]
+	if !ok {
+		return nil, fmt.Errorf("generated Secret %s has no values: the controller must fill it before rendering (secrets.Fill)", name)
+	}
+	data := map[string][]byte{}
+	for _, k := range []string{secrets.CACertKey, secrets.TLSCertKey, secrets.TLSKeyKey} {
+		if len(gen[k]) == 0 {
+			return nil, fmt.Errorf("generated Secret %s lacks key %s", name, k)
+		}
+		data[k] = gen[k]
+	}
+	return &corev1.Secret{
+		ObjectMeta: in.ObjectMeta(name, component(svc)),
+		Type:       corev1.SecretTypeTLS,
+		Data:       data,
+	}, nil
+}
+
+// tlsVolume mounts the certificate and key, not the CA. Postgres refuses a
+// key file that group or others may read unless root owns it and its mode is
+// 0640 or less: the kubelet writes Secret files as root and gives them the
+// pod's fsGroup (the postgres group), so 0640 lets Postgres read the key.
+func tlsVolume(in render.Input, svc string) corev1.Volume {
+	return corev1.Volume{Name: "tls", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+		SecretName:  secrets.DatabaseTLSSecretName(in, svc),
+		Items:       []corev1.KeyToPath{{Key: secrets.TLSCertKey, Path: secrets.TLSCertKey}, {Key: secrets.TLSKeyKey, Path: secrets.TLSKeyKey}},
+		DefaultMode: ptr.To[int32](0o640),
+	}}}
+}
+
+// certificateChecksum identifies the certificate without hashing the key.
+func certificateChecksum(s *corev1.Secret) string {
+	sum := sha256.Sum256(s.Data[secrets.TLSCertKey])
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,204 @@
+package databases_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
+	"github.com/shopplatform/shop-operator/internal/builders/databases"
+	"github.com/shopplatform/shop-operator/internal/render"
+	"github.com/shopplatform/shop-operator/internal/render/rendertest"
+	"github.com/shopplatform/shop-operator/internal/secrets"
+)
+
+// TestTLSOnRealPostgres starts a real Postgres the way the StatefulSet does:
+// the operator's own generated certificate, the rendered args, and the key
+// file as the kubelet writes it (owned by root, group = the pod's fsGroup,
+// mode = the volume's defaultMode). Postgres must accept that key, refuse a
+// world-readable one, and a client with sslmode=verify-full and the Secret's
+// ca.crt must get an encrypted session for every name of the Service (and be
+// refused for a name that is not the database's).
+func TestTLSOnRealPostgres(t *testing.T) {
+	bin := pgBin()
+	if _, err := os.Stat(filepath.Join(bin, "postgres")); err != nil {
+		t.Skipf("no Postgres server at %s (apt-get install postgresql-15, or set PGTEST_BINDIR)", bin)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("writing the key as the kubelet does (owned by root) needs root")
+	}
+	pgUser, err := user.Lookup("postgres")
+	if err != nil {
+		t.Skipf("needs the postgres user: %v", err)
+	}
+	uid, _ := strconv.Atoi(pgUser.Uid)
+	gid, _ := strconv.Atoi(pgUser.Gid)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	// Render with real generated values, as the controller does.
+	in := rendertest.Input(shopv1.ShopSpec{Environment: shopv1.Production})
+	generated, err := secrets.Fill(secrets.For(in), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Generated = generated
+	objs := build(t, in)
+	secret := find(objs, "Secret", "demo-orders-db-tls")
+	sts := find(objs, "StatefulSet", "demo-orders-db")
+	if secret == nil || sts == nil {
+		t.Fatal("no TLS Secret or StatefulSet for the orders database")
+	}
+	if secret.Object["type"] != "kubernetes.io/tls" {
+		t.Errorf("Secret type %v, want kubernetes.io/tls", secret.Object["type"])
+	}
+	data, _, _ := unstructured.NestedStringMap(secret.Object, "data")
+	args, volume := postgresArgsAndTLSVolume(t, sts)
+
+	// Not t.TempDir: its parent is private to root, and Postgres runs as postgres.
+	dir, err := os.MkdirTemp("", "shop-pgtls-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chown(dir, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	// The Secret volume, written as the kubelet does with fsGroup.
+	tlsDir := filepath.Join(dir, "tls")
+	if err := os.Mkdir(tlsDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mode, _, _ := unstructured.NestedInt64(volume, "secret", "defaultMode")
+	items, _, _ := unstructured.NestedSlice(volume, "secret", "items")
+	for _, it := range items {
+		key := it.(map[string]any)["key"].(string)
+		f := filepath.Join(tlsDir, it.(map[string]any)["path"].(string))
+		if err := os.WriteFile(f, []byte(decode(t, data[key])), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(f, 0, gid); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(f, os.FileMode(mode)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(items) != 2 || mode != 0o640 {
+		t.Errorf("TLS volume items %v mode %o: want the certificate and key only, mode 0640", items, mode)
+	}
+	caFile := filepath.Join(dir, "ca.crt")
+	if err := os.WriteFile(caFile, []byte(decode(t, data[secrets.CACertKey])), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range args {
+		args[i] = strings.ReplaceAll(a, databases.TLSDir, tlsDir)
+	}
+
+	asPostgres := func(name string, args ...string) *exec.Cmd {
+		return exec.CommandContext(ctx, "runuser", append([]string{"-u", "postgres", "--", filepath.Join(bin, name)}, args...)...)
+	}
+	pgData := filepath.Join(dir, "data")
+	if out, err := asPostgres("initdb", "-D", pgData, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C").CombinedOutput(); err != nil {
+		t.Fatalf("initdb: %v\n%s", err, out)
+	}
+	port := freePort(t)
+	start := func() (*exec.Cmd, string) {
+		t.Helper()
+		if args[0] != "postgres" {
+			t.Fatalf("args %v do not start postgres", args)
+		}
+		server := asPostgres("postgres", append([]string{"-D", pgData, "-p", strconv.Itoa(port), "-h", "127.0.0.1", "-k", dir, "-c", "fsync=off"}, args[1:]...)...)
+		server.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		log := filepath.Join(dir, "postgres.log")
+		logf, err := os.Create(log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer logf.Close()
+		server.Stdout, server.Stderr = logf, logf
+		if err := server.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return server, log
+	}
+
+	// A key others may read: Postgres refuses to start.
+	key := filepath.Join(tlsDir, secrets.TLSKeyKey)
+	if err := os.Chmod(key, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	server, log := start()
+	if err := server.Wait(); err == nil {
+		t.Error("Postgres started with a world-readable key")
+	}
+	if b, _ := os.ReadFile(log); !strings.Contains(string(b), "group or world access") {
+		t.Errorf("Postgres did not refuse the key for its mode:\n%s", b)
+	}
+
+	// The key as the kubelet writes it.
+	if err := os.Chmod(key, os.FileMode(mode)); err != nil {
+		t.Fatal(err)
+	}
+	server, log = start()
+	defer func() {
+		_ = syscall.Kill(-server.Process.Pid, syscall.SIGTERM)
+		_ = server.Wait()
+	}()
+	psql := func(host, sql string) (string, error) {
+		conn := "host=" + host + " hostaddr=127.0.0.1 port=" + strconv.Itoa(port) +
+			" user=postgres dbname=postgres connect_timeout=2 sslmode=verify-full sslrootcert=" + caFile
+		out, err := exec.CommandContext(ctx, "psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-d", conn, "-c", sql).CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	const sslInUse = "select ssl from pg_stat_ssl where pid = pg_backend_pid()"
+	ready := false
+	for range 150 { // at most about 30 s
+		if _, err := psql(in.DatabaseName(render.Orders), "select 1"); err == nil {
+			ready = true
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !ready {
+		b, _ := os.ReadFile(log)
+		t.Fatalf("Postgres did not accept a verify-full connection:\n%s", b)
+	}
+	for _, host := range secrets.DatabaseHosts(in, render.Orders) {
+		if got, err := psql(host, sslInUse); err != nil || got != "t" {
+			t.Errorf("%s: ssl = %q (%v), want t", host, got, err)
+		}
+	}
+	if out, err := psql(in.DatabaseName(render.Catalog), "select 1"); err == nil || !strings.Contains(out, "does not match host name") {
+		t.Errorf("verify-full accepted the orders certificate for the catalog database: %v\n%s", err, out)
+	}
+}
+
+// postgresArgsAndTLSVolume returns the postgres container's args and the pod's TLS volume.
+func postgresArgsAndTLSVolume(t *testing.T, sts *unstructured.Unstructured) ([]string, map[string]any) {
+	t.Helper()
+	var args []string
+	cs, _, _ := unstructured.NestedSlice(sts.Object, "spec", "template", "spec", "containers")
+	for _, c := range cs {
+		if c.(map[string]any)["name"] == "postgres" {
+			args, _, _ = unstructured.NestedStringSlice(c.(map[string]any), "args")
+		}
+	}
+	vols, _, _ := unstructured.NestedSlice(sts.Object, "spec", "template", "spec", "volumes")
+	for _, v := range vols {
+		if v.(map[string]any)["name"] == "tls" {
+			return args, v.(map[string]any)
+		}
+	}
+	t.Fatal("no tls volume")
+	return nil, nil
+}
