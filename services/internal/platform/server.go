@@ -75,7 +75,9 @@ func AdminMux(metrics http.Handler, checks ...Check) *http.ServeMux {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	m.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		// Probes run every few seconds per pod: their database pings and
+		// peer calls make no spans (WithoutTracing).
+		ctx, cancel := context.WithTimeout(WithoutTracing(r.Context()), 3*time.Second)
 		defer cancel()
 		failed := map[string]string{}
 		for _, c := range checks {

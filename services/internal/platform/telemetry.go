@@ -71,9 +71,13 @@ func SetupTelemetry(ctx context.Context, cfg Config, opts *TelemetryOptions) (*T
 	}
 	t := &Telemetry{}
 
-	// Traces. The SDK reads OTEL_TRACES_SAMPLER(_ARG); its default is
-	// parentbased_always_on.
-	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	// Traces: the sampler from OTEL_TRACES_SAMPLER(_ARG) (default
+	// parentbased_always_on), never sampling work under WithoutTracing.
+	sampler, err := samplerFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithSampler(untracedSampler{sampler})}
 	for _, sp := range opts.SpanProcessors {
 		tpOpts = append(tpOpts, sdktrace.WithSpanProcessor(sp))
 	}

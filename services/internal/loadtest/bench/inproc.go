@@ -100,6 +100,16 @@ func inproc(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if *flagMemProf != "" {
+		f, err := os.Create(*flagMemProf)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			return err
+		}
+	}
 	if *flagAllocs {
 		// Warm-up requests included: the same in every variant. Unlike CPU
 		// time this does not depend on outside load.
