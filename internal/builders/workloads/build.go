@@ -144,9 +144,12 @@ func secretsOf(svc string, signingKey, cookie *corev1.Secret, in render.Input) m
 	case render.Frontend:
 		out[cookie.Name] = cookie.Data
 	}
-	if db := database(in.Spec.ShopSpec, svc); db != nil && db.External == nil {
+	if managedDatabase(in, svc) {
 		name := in.DatabaseSecretName(svc)
 		out[name] = in.Generated[name]
+		// The CA only: the pods read nothing else of the TLS Secret.
+		tls := secrets.DatabaseTLSSecretName(in, svc)
+		out[tls] = map[string][]byte{secrets.CACertKey: in.Generated[tls][secrets.CACertKey]}
 	}
 	return out
 }

@@ -31,6 +31,9 @@ const istioProxyConfigAnnotation = "proxy.istio.io/config"
 
 const signingKeyDir = "/var/run/secrets/shop/auth"
 
+// databaseCADir holds the CA certificate of a managed database's TLS Secret.
+const databaseCADir = "/var/run/secrets/shop/db-tls"
+
 func intstrName(name string) intstr.IntOrString { return intstr.FromString(name) }
 
 func deployment(in render.Input, svc string, w shopv1.WorkloadSpec) *appsv1.Deployment {
@@ -75,6 +78,17 @@ func podSpec(in render.Input, svc string, w shopv1.WorkloadSpec) corev1.PodSpec 
 			Secret: &corev1.SecretVolumeSource{SecretName: in.SigningKeySecretName(), DefaultMode: ptr.To[int32](0o440)},
 		}})
 		mounts = append(mounts, corev1.VolumeMount{Name: "signing-key", MountPath: signingKeyDir, ReadOnly: true})
+	}
+	if managedDatabase(in, svc) {
+		// Only the CA: the server's key stays in the database's pod.
+		volumes = append(volumes, corev1.Volume{Name: "db-tls", VolumeSource: corev1.VolumeSource{
+			Secret: &corev1.SecretVolumeSource{
+				SecretName:  secrets.DatabaseTLSSecretName(in, svc),
+				Items:       []corev1.KeyToPath{{Key: secrets.CACertKey, Path: secrets.CACertKey}},
+				DefaultMode: ptr.To[int32](0o444),
+			},
+		}})
+		mounts = append(mounts, corev1.VolumeMount{Name: "db-tls", MountPath: databaseCADir, ReadOnly: true})
 	}
 	spec := corev1.PodSpec{
 		ServiceAccountName:           in.Name(svc),
@@ -190,8 +204,9 @@ func env(in render.Input, svc string, w shopv1.WorkloadSpec) []corev1.EnvVar {
 
 // databaseEnv connects a service to its database with the standard PG*
 // variables: a managed database through its generated credentials (the
-// service's own role, never the superuser), an external one entirely from the
-// user's Secret.
+// service's own role, never the superuser) over TLS verified against the
+// database's own CA, an external one entirely from the user's Secret
+// (sslmode included: only the user knows what their database offers).
 func databaseEnv(in render.Input, svc string) []corev1.EnvVar {
 	db := database(in.Spec.ShopSpec, svc)
 	if db == nil {
@@ -214,8 +229,15 @@ func databaseEnv(in render.Input, svc string) []corev1.EnvVar {
 		{Name: "PGDATABASE", Value: svc},
 		{Name: "PGUSER", Value: svc},
 		secretRef("PGPASSWORD", in.DatabaseSecretName(svc), secrets.PasswordKey, false),
-		{Name: "PGSSLMODE", Value: "prefer"},
+		{Name: "PGSSLMODE", Value: "verify-full"},
+		{Name: "PGSSLROOTCERT", Value: databaseCADir + "/" + secrets.CACertKey},
 	}
+}
+
+// managedDatabase tells whether a service has a database the operator runs.
+func managedDatabase(in render.Input, svc string) bool {
+	db := database(in.Spec.ShopSpec, svc)
+	return db != nil && db.External == nil
 }
 
 func fieldRef(name, path string) corev1.EnvVar {

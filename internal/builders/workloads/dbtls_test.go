@@ -1,0 +1,71 @@
+package workloads_test
+
+import (
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
+	"github.com/shopplatform/shop-operator/internal/builders/workloads"
+	"github.com/shopplatform/shop-operator/internal/render"
+	"github.com/shopplatform/shop-operator/internal/render/rendertest"
+)
+
+// TestManagedDatabaseOverVerifiedTLS: a service with a managed database
+// verifies the server against the database's own CA (verify-full, the CA
+// file mounted alone, never the server's key); a service with an external
+// database, or none, gets no CA volume.
+func TestManagedDatabaseOverVerifiedTLS(t *testing.T) {
+	spec := shopv1.ShopSpec{}
+	spec.Databases.Catalog.External = &shopv1.ExternalDatabase{SecretName: "catalog-pg"}
+	objs := build(t, rendertest.Input(spec))
+	for _, svc := range render.Services {
+		d := find(objs, "Deployment", "demo-"+svc)
+		vars, _ := containerEnv(t, d)
+		vol := volume(d, "db-tls")
+		if svc != render.Auth && svc != render.Orders {
+			if vol != nil {
+				t.Errorf("%s: a database CA volume without a managed database", svc)
+			}
+			continue
+		}
+		if vars["PGSSLMODE"]["value"] != "verify-full" || vars["PGSSLROOTCERT"]["value"] != "/var/run/secrets/shop/db-tls/ca.crt" {
+			t.Errorf("%s: PGSSLMODE %v PGSSLROOTCERT %v", svc, vars["PGSSLMODE"], vars["PGSSLROOTCERT"])
+		}
+		items, _, _ := unstructured.NestedSlice(vol, "secret", "items")
+		name, _, _ := unstructured.NestedString(vol, "secret", "secretName")
+		if name != "demo-"+svc+"-db-tls" || len(items) != 1 || items[0].(map[string]any)["key"] != "ca.crt" {
+			t.Errorf("%s: CA volume %v: want ca.crt alone from demo-%s-db-tls", svc, vol, svc)
+		}
+	}
+	catalog, _ := containerEnv(t, find(objs, "Deployment", "demo-catalog"))
+	if _, set := catalog["PGSSLROOTCERT"]; set {
+		t.Error("the external catalog database gets the operator's CA")
+	}
+
+	// A new CA (the Secret deleted and regenerated) rolls the service's pods.
+	in := rendertest.Input(shopv1.ShopSpec{})
+	before := build(t, in)
+	in.Generated["demo-orders-db-tls"] = map[string][]byte{"ca.crt": []byte("new"), "tls.crt": []byte("new"), "tls.key": []byte("new")}
+	after := build(t, in)
+	sum := func(objs []*unstructured.Unstructured, svc string) string {
+		a, _, _ := unstructured.NestedString(find(objs, "Deployment", "demo-"+svc).Object,
+			"spec", "template", "metadata", "annotations", workloads.SecretsChecksumAnnotation)
+		return a
+	}
+	for _, svc := range render.Services {
+		if changed := sum(before, svc) != sum(after, svc); changed != (svc == render.Orders) {
+			t.Errorf("%s: secrets checksum changed = %v after the orders CA changed", svc, changed)
+		}
+	}
+}
+
+func volume(d *unstructured.Unstructured, name string) map[string]any {
+	vols, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "volumes")
+	for _, v := range vols {
+		if v.(map[string]any)["name"] == name {
+			return v.(map[string]any)
+		}
+	}
+	return nil
+}
