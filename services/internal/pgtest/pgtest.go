@@ -29,11 +29,14 @@ var BinDir = "/usr/lib/postgresql/15/bin"
 // Server is one running Postgres cluster.
 type Server struct {
 	Port int
-	dir  string
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  string
-	n    atomic.Int64
+	// CAFile is the CA certificate that verifies a TLS server's certificate
+	// (for TLSHost); empty without TLS.
+	CAFile string
+	dir    string
+	cmd    *exec.Cmd
+	done   chan struct{}
+	log    string
+	n      atomic.Int64
 }
 
 var (
@@ -64,8 +67,18 @@ func NewDatabase(t testing.TB) string {
 	return shared.NewDatabase(t)
 }
 
+// Options change how Start runs Postgres.
+type Options struct {
+	// TLS starts Postgres with ssl=on and a certificate for TLSHost signed
+	// by a CA of its own (Server.CAFile). Clients may still connect without TLS.
+	TLS bool
+}
+
 // Start initialises and starts a cluster, waiting (bounded) until it accepts connections.
-func Start() (*Server, error) {
+func Start() (*Server, error) { return StartWith(Options{}) }
+
+// StartWith is Start with options.
+func StartWith(opts Options) (*Server, error) {
 	if d := os.Getenv("PGTEST_BINDIR"); d != "" {
 		BinDir = d
 	}
@@ -116,15 +129,22 @@ func Start() (*Server, error) {
 		return nil, err
 	}
 	s.Port = port
+	var extra []string
+	if opts.TLS {
+		if s.CAFile, extra, err = writeTLS(dir, asRoot, gid); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+	}
 	logf, err := os.Create(s.log)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
 	// fsync off and a small footprint: this cluster is disposable.
-	s.cmd = run("postgres", "-D", data, "-p", strconv.Itoa(port), "-h", "127.0.0.1", "-k", dir,
+	s.cmd = run("postgres", append([]string{"-D", data, "-p", strconv.Itoa(port), "-h", "127.0.0.1", "-k", dir,
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-		"-c", "max_connections=300", "-c", "shared_buffers=32MB")
+		"-c", "max_connections=300", "-c", "shared_buffers=32MB"}, extra...)...)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := s.cmd.Start(); err != nil {

@@ -2,6 +2,7 @@ package pgtest
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -30,5 +31,24 @@ func TestMissingBinariesFailClearly(t *testing.T) {
 	_, err := Start()
 	if err == nil || !strings.Contains(err.Error(), "postgresql-15") {
 		t.Fatalf("want a clear error naming postgresql-15, got %v", err)
+	}
+}
+
+// TestTLSServer: a TLS server encrypts a verify-full connection with its CA.
+func TestTLSServer(t *testing.T) {
+	s, err := StartWith(Options{TLS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	url := fmt.Sprintf("postgres://postgres@%s:%d/postgres?sslmode=verify-full&sslrootcert=%s", TLSHost, s.Port, s.CAFile)
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var ssl bool
+	if err := conn.QueryRow(t.Context(), "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").Scan(&ssl); err != nil || !ssl {
+		t.Errorf("ssl = %v (%v), want true", ssl, err)
 	}
 }
