@@ -80,6 +80,8 @@ const (
 	PgXactRollback        = "pg_stat_database_xact_rollback"
 	PgDeadlocks           = "pg_stat_database_deadlocks"
 	KubeContainerRestarts = "kube_pod_container_status_restarts_total"
+	KubeCronJobCreated    = "kube_cronjob_created"      // labels namespace, cronjob
+	KubeCronJobSuspend    = "kube_cronjob_spec_suspend" // 1 while spec.suspend is true
 	Up                    = "up"
 )
 
@@ -100,8 +102,8 @@ func Metrics() map[string]Source {
 		LoadgenDurationSum: FromOperations, SyntheticRuns: FromOperations, SyntheticStepDuration: FromOperations,
 		SyntheticLastSuccessTimestamp: FromOperations,
 
-		KubeContainerRestarts: FromKubeStateMetrics,
-		Up:                    FromPrometheus,
+		KubeContainerRestarts: FromKubeStateMetrics, KubeCronJobCreated: FromKubeStateMetrics, KubeCronJobSuspend: FromKubeStateMetrics,
+		Up: FromPrometheus,
 	}
 	for _, s := range collectorSignals {
 		for _, kind := range []string{"receiver_accepted", "receiver_refused", "exporter_sent", "exporter_send_failed", "exporter_enqueue_failed"} {

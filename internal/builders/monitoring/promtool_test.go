@@ -9,6 +9,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"sigs.k8s.io/yaml"
 
@@ -47,6 +48,7 @@ func TestPromtoolCheckRules(t *testing.T) {
 		"testing":    {Environment: shopv1.Testing},
 		"production": {Environment: shopv1.Production},
 		"custom-slo": customSLO(),
+		"probe":      syntheticProbe("0 9-17 * * 1-5"),
 	} {
 		t.Run(name, func(t *testing.T) {
 			rule := prometheusRule(t, rendertest.Input(spec))
@@ -66,6 +68,13 @@ func customSLO() shopv1.ShopSpec {
 	return spec
 }
 
+// syntheticProbe is production with the synthetic checkout on as a probe.
+func syntheticProbe(schedule string) shopv1.ShopSpec {
+	spec := shopv1.ShopSpec{Environment: shopv1.Production}
+	spec.Operations.SyntheticCheck = shopv1.SyntheticCheckSpec{Enabled: ptr.To(true), Schedule: schedule}
+	return spec
+}
+
 // TestPromtoolTestRules feeds synthetic series to the rules and asserts
 // which alerts fire and which stay quiet (testdata/*rules_test.yaml).
 // Annotations are dropped from the rules under test: promtool compares them
@@ -73,8 +82,10 @@ func customSLO() shopv1.ShopSpec {
 func TestPromtoolTestRules(t *testing.T) {
 	promtool := tool(t, "promtool")
 	for file, spec := range map[string]shopv1.ShopSpec{
-		"rules_test.yaml":            {Environment: shopv1.Production},
-		"custom_slo_rules_test.yaml": customSLO(),
+		"rules_test.yaml":                 {Environment: shopv1.Production},
+		"custom_slo_rules_test.yaml":      customSLO(),
+		"synthetic_rules_test.yaml":       {Environment: shopv1.Testing},
+		"synthetic_probe_rules_test.yaml": syntheticProbe("*/30 * * * *"),
 	} {
 		t.Run(file, func(t *testing.T) {
 			rule := prometheusRule(t, rendertest.Input(spec))

@@ -9,9 +9,12 @@ import (
 	"time"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	"github.com/prometheus/common/model"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
+	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
+	"github.com/shopplatform/shop-operator/internal/builders/operations"
 	"github.com/shopplatform/shop-operator/internal/render"
 )
 
@@ -32,6 +35,8 @@ const (
 	AlertCollectorExportFailing = "ShopCollectorExportFailing"
 	AlertCollectorDropping      = "ShopCollectorDroppingData"
 	AlertPodCrashLooping        = "ShopPodCrashLooping"
+	AlertSyntheticFailing       = "ShopSyntheticCheckFailing"
+	AlertSyntheticMissing       = "ShopSyntheticCheckMissing"
 )
 
 // Alerts lists every alert the rules may raise.
@@ -39,6 +44,7 @@ var Alerts = []string{
 	AlertHighErrorRatio, AlertHighLatency, AlertAvailabilityBurn, AlertLatencyBurn,
 	AlertPaymentFailures, AlertStockConflictsSpike, AlertDatabaseDown, AlertDatabaseConnections,
 	AlertCollectorRefusing, AlertCollectorExportFailing, AlertCollectorDropping, AlertPodCrashLooping,
+	AlertSyntheticFailing, AlertSyntheticMissing,
 }
 
 // Severities.
@@ -101,23 +107,28 @@ func prometheusRule(in render.Input) (*monitoringv1.PrometheusRule, error) {
 			time.Duration(threshold*float64(time.Second)), HTTPServerDuration, bucketList())
 	}
 	r := rules{in: in, sel: fmt.Sprintf(`namespace=%q, shop=%q`, in.Shop.Namespace, in.Shop.Name)}
+	groups := []monitoringv1.RuleGroup{
+		{Name: in.Shop.Name + ".slo.recording", Rules: r.recording(threshold)},
+		{Name: in.Shop.Name + ".services", Rules: r.serviceAlerts(threshold)},
+		{Name: in.Shop.Name + ".slo", Rules: slices.Concat(
+			r.burnAlerts(AlertAvailabilityBurn, RecordErrorRatio, "availability", slo.Availability, availability),
+			r.burnAlerts(AlertLatencyBurn, RecordSlowRatio, "latency", slo.LatencyTarget, latencyBudget))},
+		{Name: in.Shop.Name + ".business", Rules: r.businessAlerts()},
+		{Name: in.Shop.Name + ".databases", Rules: r.databaseAlerts()},
+		{Name: in.Shop.Name + ".collector", Rules: r.collectorAlerts()},
+		{Name: in.Shop.Name + ".kubernetes", Rules: r.kubernetesAlerts()},
+	}
+	if syntheticMetricsArrive(in) {
+		synthetic, err := r.syntheticAlerts()
+		if err != nil {
+			return nil, err
+		}
+		groups = append(groups, monitoringv1.RuleGroup{Name: in.Shop.Name + ".synthetic", Rules: synthetic})
+	}
 
 	meta := in.ObjectMeta(in.Name("alerts"), Component)
 	meta.Labels = labels(in)
-	return &monitoringv1.PrometheusRule{
-		ObjectMeta: meta,
-		Spec: monitoringv1.PrometheusRuleSpec{Groups: []monitoringv1.RuleGroup{
-			{Name: in.Shop.Name + ".slo.recording", Rules: r.recording(threshold)},
-			{Name: in.Shop.Name + ".services", Rules: r.serviceAlerts(threshold)},
-			{Name: in.Shop.Name + ".slo", Rules: slices.Concat(
-				r.burnAlerts(AlertAvailabilityBurn, RecordErrorRatio, "availability", slo.Availability, availability),
-				r.burnAlerts(AlertLatencyBurn, RecordSlowRatio, "latency", slo.LatencyTarget, latencyBudget))},
-			{Name: in.Shop.Name + ".business", Rules: r.businessAlerts()},
-			{Name: in.Shop.Name + ".databases", Rules: r.databaseAlerts()},
-			{Name: in.Shop.Name + ".collector", Rules: r.collectorAlerts()},
-			{Name: in.Shop.Name + ".kubernetes", Rules: r.kubernetesAlerts()},
-		}},
-	}, nil
+	return &monitoringv1.PrometheusRule{ObjectMeta: meta, Spec: monitoringv1.PrometheusRuleSpec{Groups: groups}}, nil
 }
 
 // Budget turns a target in percent ("99.9") into the error budget (0.001).
@@ -289,6 +300,82 @@ func (r rules) kubernetesAlerts() []monitoringv1.Rule {
 		"Pod {{ $labels.pod }} is crash-looping",
 		"Container {{ $labels.container }} of pod {{ $labels.pod }} restarted {{ $value | humanize }} times in 15 minutes.")}
 }
+
+// syntheticMetricsArrive: the synthetic check is on and its pushed metrics
+// can reach Prometheus (a collector that a ServiceMonitor scrapes). Without
+// that path ShopSyntheticCheckMissing would always fire.
+func syntheticMetricsArrive(in render.Input) bool {
+	return ptr.Deref(in.Spec.Operations.SyntheticCheck.Enabled, false) && in.OTLPEndpoint() != "" &&
+		ptr.Deref(in.Spec.Observability.Prometheus.ServiceMonitors, false)
+}
+
+// SyntheticFailedRuns is how many failed runs, with no passing run among
+// them, make the synthetic checkout "failing": one failure may be a flake,
+// two in a row are not.
+const SyntheticFailedRuns = 2
+
+// syntheticAlerts watch the synthetic checkout's runs. Every run is its own
+// short-lived pod that pushes shop_synthetic_runs_total{result} = 1 once; the
+// collector's Prometheus exporter keeps such a series for its
+// metric_expiration (5m) and then forgets it. So a series is one run, and
+// max_over_time over a window counts the runs whose series showed up in it:
+// runs of the last window + 5m.
+func (r rules) syntheticAlerts() ([]monitoringv1.Rule, error) {
+	period, err := operations.SyntheticPeriod(r.in)
+	if err != nil {
+		return nil, err
+	}
+	runs := func(result, window string) string {
+		sel := r.sel + `, service_name="synthetic"`
+		if result != "" {
+			sel += fmt.Sprintf(", result=%q", result)
+		}
+		return fmt.Sprintf("%s{%s}[%s]", SyntheticRuns, sel, window)
+	}
+	// Failing: the runs of the last two periods (two or three runs) include
+	// SyntheticFailedRuns failures and no pass.
+	recent := promDuration(2 * period)
+	failing := fmt.Sprintf(`sum by (namespace, shop) (max_over_time(%s)) >= %d
+unless on (namespace, shop)
+max_over_time(%s)`, runs(Fail, recent), SyntheticFailedRuns, runs(Pass, recent))
+	severity := Warning
+	if r.in.Spec.Environment == shopv1.Production {
+		severity = Critical // the probe of the real checkout: customers cannot buy
+	}
+	failingAlert := r.alert(AlertSyntheticFailing, severity, "1m", failing,
+		"The synthetic checkout fails",
+		fmt.Sprintf("The last synthetic checkout runs of shop {{ $labels.shop }} failed ({{ $value }} failed, none passed in %s); the run's log names the failing step (failed_step).", recent))
+
+	// Missing: no run at all for three periods, although the CronJob has
+	// existed that long and is not suspended (a suspended check is silent on
+	// purpose). kube-state-metrics' series carry no shop label.
+	absent := promDuration(3 * period)
+	cronJob := fmt.Sprintf(`namespace=%q, cronjob=%q`, r.in.Shop.Namespace, r.in.Name(operations.SyntheticCheck))
+	missing := fmt.Sprintf(`absent_over_time(%s)
+and on (namespace)
+(time() - max by (namespace) (%s{%s}) > %d)
+unless on (namespace)
+(max by (namespace) (%s{%s}) == 1)`, runs("", absent), KubeCronJobCreated, cronJob, int64((3 * period).Seconds()),
+		KubeCronJobSuspend, cronJob)
+	missingAlert := r.alert(AlertSyntheticMissing, Warning, "5m", missing,
+		"The synthetic checkout reports no runs",
+		fmt.Sprintf("CronJob %s runs at least every %s, but no synthetic checkout run of shop {{ $labels.shop }} has reported its result for %s.",
+			r.in.Name(operations.SyntheticCheck), promDuration(period), absent))
+
+	for _, a := range []*monitoringv1.Rule{&failingAlert, &missingAlert} {
+		a.Labels["service"] = operations.SyntheticCheck
+	}
+	return []monitoringv1.Rule{failingAlert, missingAlert}, nil
+}
+
+// Synthetic run results (label result of SyntheticRuns).
+const (
+	Pass = "pass"
+	Fail = "fail"
+)
+
+// promDuration writes a duration as PromQL does (2h, 1d, 90m → 1h30m).
+func promDuration(d time.Duration) string { return model.Duration(d).String() }
 
 func record(name, expr string) monitoringv1.Rule {
 	return monitoringv1.Rule{Record: name, Expr: intstr.FromString(expr)}

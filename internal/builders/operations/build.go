@@ -20,6 +20,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/shopplatform/shop-operator/internal/builders/backups"
 	"github.com/shopplatform/shop-operator/internal/render"
 )
 
@@ -91,16 +92,30 @@ func loadGenerator(in render.Input) *appsv1.Deployment {
 	}
 }
 
-func syntheticCheck(in render.Input) *batchv1.CronJob {
-	schedule := in.Spec.Operations.SyntheticCheck.Schedule
-	if schedule == "" {
-		schedule = DefaultSchedule
+// SyntheticSchedule is the synthetic check's cron schedule.
+func SyntheticSchedule(in render.Input) string {
+	if s := in.Spec.Operations.SyntheticCheck.Schedule; s != "" {
+		return s
 	}
+	return DefaultSchedule
+}
+
+// SyntheticPeriod is the longest gap between two synthetic runs, which the
+// alerts on the check's metrics scale their windows by.
+func SyntheticPeriod(in render.Input) (time.Duration, error) {
+	p, err := backups.Period(SyntheticSchedule(in))
+	if err != nil {
+		return 0, fmt.Errorf("operations.syntheticCheck.schedule: %w", err)
+	}
+	return p, nil
+}
+
+func syntheticCheck(in render.Input) *batchv1.CronJob {
 	c := container(in, SyntheticCheck, commonEnv(in, SyntheticCheck, "1.0"))
 	return &batchv1.CronJob{
 		ObjectMeta: in.ObjectMeta(in.Name(SyntheticCheck), SyntheticCheck),
 		Spec: batchv1.CronJobSpec{
-			Schedule: schedule,
+			Schedule: SyntheticSchedule(in),
 			// A check that is still running is a finding, not a reason to pile up.
 			ConcurrencyPolicy: batchv1.ForbidConcurrent,
 			// A missed slot is skipped, not caught up later in a burst.
