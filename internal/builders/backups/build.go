@@ -150,8 +150,14 @@ func connectionEnv(in render.Input, svc string) []corev1.EnvVar {
 			LocalObjectReference: corev1.LocalObjectReference{Name: secret}, Key: secrets.SuperuserPasswordKey,
 		}}},
 		{Name: "PGCONNECT_TIMEOUT", Value: "10"},
+		// Over the network, so over TLS, verified against the database's own CA.
+		{Name: "PGSSLMODE", Value: "verify-full"},
+		{Name: "PGSSLROOTCERT", Value: databaseCADir + "/" + secrets.CACertKey},
 	}
 }
+
+// databaseCADir holds the database's CA certificate (the ca.crt of its TLS Secret).
+const databaseCADir = "/var/run/secrets/shop/db-tls"
 
 // podTemplate runs one Postgres-image container with the backups volume.
 // Pods carry the backup component (admitted by the database's
@@ -186,6 +192,7 @@ func podTemplate(in render.Input, svc string, m *shopv1.ManagedDatabase, name st
 				VolumeMounts: []corev1.VolumeMount{
 					{Name: "backups", MountPath: BackupDir, ReadOnly: readOnly},
 					{Name: "tmp", MountPath: "/tmp"},
+					{Name: "db-tls", MountPath: databaseCADir, ReadOnly: true},
 				},
 				SecurityContext: &corev1.SecurityContext{
 					AllowPrivilegeEscalation: ptr.To(false),
@@ -199,6 +206,10 @@ func podTemplate(in render.Input, svc string, m *shopv1.ManagedDatabase, name st
 					ClaimName: ClaimName(in, svc), ReadOnly: readOnly,
 				}}},
 				{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+				{Name: "db-tls", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+					SecretName: secrets.DatabaseTLSSecretName(in, svc),
+					Items:      []corev1.KeyToPath{{Key: secrets.CACertKey, Path: secrets.CACertKey}},
+				}}},
 			},
 		},
 	}
