@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"runtime/debug"
 	"time"
-
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 )
 
 // Check is a readiness probe: a database ping or a peer's /healthz.
@@ -19,26 +17,33 @@ type Check struct {
 	Func func(ctx context.Context) error
 }
 
-// Handler wraps an application mux with, outermost first: OpenTelemetry
-// (server span and RED metrics per route, named after the mux pattern),
-// panic recovery and the request body limit.
+// Handler wraps an application mux with the server span and RED metrics
+// per route (serverTelemetry), panic recovery, the request body limit and
+// the access log. service is the span's service only through the resource;
+// span names come from the routes.
 func Handler(service string, mux http.Handler) http.Handler {
-	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		defer func() {
-			if v := recover(); v != nil {
-				if v == http.ErrAbortHandler {
-					panic(v)
-				}
-				slog.ErrorContext(r.Context(), "panic", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-				WriteProblem(w, r, NewProblem(http.StatusInternalServerError, "internal", ""))
-			}
-		}()
-		if r.Body != nil {
-			r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	st := newServerTelemetry()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		began := time.Now()
+		ctx, span := st.start(r)
+		r = r.WithContext(ctx)
+		var body *countingBody
+		if r.Body != nil && r.Body != http.NoBody {
+			body = &countingBody{rc: http.MaxBytesReader(w, r.Body, MaxBodyBytes)}
+			r.Body = body
 		}
-		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		defer func() {
+			v := recover()
+			if v != nil && v != http.ErrAbortHandler {
+				slog.ErrorContext(ctx, "panic", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				WriteProblem(sw, r, NewProblem(http.StatusInternalServerError, "internal", ""))
+			}
+			var read int64
+			if body != nil {
+				read = body.n
+			}
+			st.end(ctx, span, r, sw, read, began)
 			// One access line per request, carrying trace_id: debug for
 			// success and client errors, error for server errors.
 			// Checking the level first skips building the line's
@@ -47,20 +52,16 @@ func Handler(service string, mux http.Handler) http.Handler {
 			if sw.status >= 500 {
 				lvl = slog.LevelError
 			}
-			if l := slog.Default(); l.Enabled(r.Context(), lvl) {
-				l.LogAttrs(r.Context(), lvl, "request", slog.String("method", r.Method), slog.String("route", r.Pattern),
-					slog.Int("status", sw.status), slog.Int64("duration_ms", time.Since(start).Milliseconds()))
+			if l := slog.Default(); l.Enabled(ctx, lvl) {
+				l.LogAttrs(ctx, lvl, "request", slog.String("method", r.Method), slog.String("route", r.Pattern),
+					slog.Int("status", sw.status), slog.Int64("duration_ms", time.Since(began).Milliseconds()))
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
 			}
 		}()
 		mux.ServeHTTP(sw, r)
 	})
-	return otelhttp.NewHandler(inner, service,
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
-			if r.Pattern != "" {
-				return r.Pattern
-			}
-			return r.Method + " " + r.URL.Path
-		}))
 }
 
 // NotFound is a problem-JSON 404 handler for unmatched routes ("/").
@@ -159,10 +160,12 @@ func Serve(ctx context.Context, cfg Config, tel *Telemetry, app http.Handler, ch
 	return errors.Join(runErr, err1, err2)
 }
 
-// statusWriter records the status for the access log.
+// statusWriter records the status and the body bytes written, for the
+// metrics and the access log.
 type statusWriter struct {
 	http.ResponseWriter
 	status      int
+	written     int64
 	wroteHeader bool
 }
 
@@ -175,7 +178,9 @@ func (w *statusWriter) WriteHeader(code int) {
 
 func (w *statusWriter) Write(b []byte) (int, error) {
 	w.wroteHeader = true
-	return w.ResponseWriter.Write(b)
+	n, err := w.ResponseWriter.Write(b)
+	w.written += int64(n)
+	return n, err
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.
