@@ -2,6 +2,7 @@
 //
 //	shopd auth|catalog|orders|payment|frontend
 //	shopd loadgen|synthetic   (the testing profile's load generator and synthetic checkout)
+//	shopd backup-upload       (copies a database's dumps to an S3-compatible bucket)
 //
 // Everything else comes from the environment; see docs/services.md.
 package main
@@ -14,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/shopplatform/shop-operator/services/internal/auth"
+	"github.com/shopplatform/shop-operator/services/internal/backupupload"
 	"github.com/shopplatform/shop-operator/services/internal/catalog"
 	"github.com/shopplatform/shop-operator/services/internal/frontend"
 	"github.com/shopplatform/shop-operator/services/internal/loadgen"
@@ -32,6 +34,8 @@ var services = map[string]func(context.Context, platform.Config) error{
 	// Not services: load and checks against them (docs/operations-testing.md).
 	"loadgen":   loadgen.Run,
 	"synthetic": synthetic.Run,
+	// The backup CronJob's upload step (docs/backup-restore.md).
+	"backup-upload": backupupload.Run,
 }
 
 func main() {
@@ -40,7 +44,7 @@ func main() {
 			fmt.Println(platform.Version)
 			return
 		}
-		fmt.Fprintln(os.Stderr, "usage: shopd auth|catalog|orders|payment|frontend|loadgen|synthetic (configured by environment; see docs/services.md)")
+		fmt.Fprintln(os.Stderr, "usage: shopd auth|catalog|orders|payment|frontend|loadgen|synthetic|backup-upload (configured by environment; see docs/services.md)")
 		os.Exit(2)
 	}
 	name := os.Args[1]
