@@ -106,17 +106,35 @@ func headlessService(in render.Input, svc string) *corev1.Service {
 	}
 }
 
-// initScript creates the service's role and database on the first start of an
-// empty data directory. The role is not a superuser and cannot create roles or
-// databases: the services never get the superuser.
+// initScript holds the database's files: the script that creates the
+// service's role and database on the first start of an empty data directory
+// (the role is not a superuser and cannot create roles or databases: the
+// services never get the superuser), and the client authentication rules.
 func initScript(in render.Input, svc string) *corev1.ConfigMap {
 	return &corev1.ConfigMap{
 		ObjectMeta: in.ObjectMeta(in.DatabaseName(svc)+"-init", component(svc)),
-		Data:       map[string]string{initScriptKey: initSQL},
+		Data:       map[string]string{initScriptKey: initSQL, hbaKey: hbaConf},
 	}
 }
 
-const initScriptKey = "10-create-service-role.sh"
+const (
+	initScriptKey = "10-create-service-role.sh"
+	hbaKey        = "pg_hba.conf"
+)
+
+// hbaConf replaces the image's pg_hba.conf (written once into the data
+// directory, so only a file of our own reaches existing databases too).
+// Inside the pod: trust over the Unix socket (the init scripts, kubectl exec
+// psql), a password over loopback (the exporter; an Istio sidecar, if one is
+// ever injected, also delivers over loopback). From the network: only over
+// TLS, with a password (the image's method): a client that asks for a plain
+// connection is refused, whatever its sslmode.
+const hbaConf = `# TYPE    DATABASE  USER  ADDRESS       METHOD
+local     all       all                 trust
+host      all       all   127.0.0.1/32  scram-sha-256
+host      all       all   ::1/128       scram-sha-256
+hostssl   all       all   all           scram-sha-256
+`
 
 // initSQL runs under the postgres image's docker-entrypoint-initdb.d; psql
 // variables quote the role, database and password safely.

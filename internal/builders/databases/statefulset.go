@@ -42,6 +42,11 @@ func statefulSet(in render.Input, svc string, m *shopv1.ManagedDatabase, tls *co
 	volumes := []corev1.Volume{
 		{Name: "init", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
 			LocalObjectReference: corev1.LocalObjectReference{Name: name + "-init"}, DefaultMode: ptr.To[int32](0o555),
+			Items: []corev1.KeyToPath{{Key: initScriptKey, Path: initScriptKey}},
+		}}},
+		{Name: "hba", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: name + "-init"}, DefaultMode: ptr.To[int32](0o444),
+			Items: []corev1.KeyToPath{{Key: hbaKey, Path: hbaKey}},
 		}}},
 		emptyDir("run", ""),
 		emptyDir("tmp", ""),
@@ -63,7 +68,7 @@ func statefulSet(in render.Input, svc string, m *shopv1.ManagedDatabase, tls *co
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{
 					Labels:      in.Labels(component(svc)),
-					Annotations: map[string]string{tlsChecksumAnnotation: certificateChecksum(tls)},
+					Annotations: map[string]string{configChecksumAnnotation: configChecksum(tls)},
 				},
 				Spec: corev1.PodSpec{
 					AutomountServiceAccountToken: ptr.To(false),
@@ -118,7 +123,7 @@ func containers(in render.Input, svc string, m *shopv1.ManagedDatabase) []corev1
 	postgres := corev1.Container{
 		Name:  "postgres",
 		Image: image,
-		Args:  tlsArgs(),
+		Args:  args(),
 		Ports: []corev1.ContainerPort{{Name: "postgres", ContainerPort: render.PostgresPort, Protocol: corev1.ProtocolTCP}},
 		Env: []corev1.EnvVar{
 			{Name: "POSTGRES_USER", Value: "postgres"},
@@ -141,6 +146,7 @@ func containers(in render.Input, svc string, m *shopv1.ManagedDatabase) []corev1
 			{Name: "tmp", MountPath: "/tmp"},
 			{Name: "shm", MountPath: "/dev/shm"},
 			{Name: "tls", MountPath: TLSDir, ReadOnly: true},
+			{Name: "hba", MountPath: HBADir, ReadOnly: true},
 		},
 		SecurityContext:          containerSecurity(),
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,

@@ -15,18 +15,23 @@ import (
 // TLSDir is where Postgres finds its certificate and key.
 const TLSDir = "/etc/postgresql/tls"
 
-// tlsChecksumAnnotation on the pod template restarts Postgres when its
-// certificate changes (Postgres reads it at start).
-const tlsChecksumAnnotation = "commerce.shopplatform.io/tls-checksum"
+// HBADir holds the database's pg_hba.conf.
+const HBADir = "/etc/postgresql/hba"
 
-// tlsArgs start Postgres with TLS on. Clients choose whether to use it; the
-// services and the backup job insist on it (sslmode verify-full).
-func tlsArgs() []string {
+// configChecksumAnnotation on the pod template restarts Postgres when its
+// certificate or its pg_hba.conf changes (it reads them at start).
+const configChecksumAnnotation = "commerce.shopplatform.io/config-checksum"
+
+// args start Postgres with TLS on and our pg_hba.conf, which admits network
+// clients only over TLS; the services and the backup job also verify the
+// server (sslmode verify-full).
+func args() []string {
 	return []string{
 		"postgres",
 		"-c", "ssl=on",
 		"-c", "ssl_cert_file=" + TLSDir + "/" + secrets.TLSCertKey,
 		"-c", "ssl_key_file=" + TLSDir + "/" + secrets.TLSKeyKey,
+		"-c", "hba_file=" + HBADir + "/" + hbaKey,
 	}
 }
 
@@ -65,8 +70,10 @@ func tlsVolume(in render.Input, svc string) corev1.Volume {
 	}}}
 }
 
-// certificateChecksum identifies the certificate without hashing the key.
-func certificateChecksum(s *corev1.Secret) string {
-	sum := sha256.Sum256(s.Data[secrets.TLSCertKey])
-	return hex.EncodeToString(sum[:])
+// configChecksum identifies the certificate (without hashing the key) and pg_hba.conf.
+func configChecksum(tls *corev1.Secret) string {
+	h := sha256.New()
+	h.Write(tls.Data[secrets.TLSCertKey])
+	h.Write([]byte(hbaConf))
+	return hex.EncodeToString(h.Sum(nil))
 }
