@@ -83,3 +83,40 @@ func refused(t *testing.T, what, want string) {
 	}
 	t.Logf("%s: refused: %v", what, err)
 }
+
+// BenchmarkConnect measures opening one connection and running one query,
+// plain and over verified TLS (what a pool pays per new connection);
+// BenchmarkQuery one query on an open connection (what every request pays).
+func BenchmarkConnect(b *testing.B) { benchmarkTLS(b, true) }
+
+func BenchmarkQuery(b *testing.B) { benchmarkTLS(b, false) }
+
+func benchmarkTLS(b *testing.B, reconnect bool) {
+	s, err := pgtest.StartWith(pgtest.Options{TLS: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Stop()
+	base := "postgres://postgres@" + pgtest.TLSHost + ":" + strconv.Itoa(s.Port) + "/postgres"
+	for _, mode := range []string{"sslmode=disable", "sslmode=verify-full&sslrootcert=" + s.CAFile} {
+		b.Run(strings.SplitN(strings.TrimPrefix(mode, "sslmode="), "&", 2)[0], func(b *testing.B) {
+			var conn *pgx.Conn
+			for b.Loop() {
+				if conn == nil || reconnect {
+					if conn, err = pgx.Connect(context.Background(), base+"?"+mode); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if _, err := conn.Exec(context.Background(), "SELECT 1"); err != nil {
+					b.Fatal(err)
+				}
+				if reconnect {
+					conn.Close(context.Background())
+				}
+			}
+			if !reconnect {
+				conn.Close(context.Background())
+			}
+		})
+	}
+}
