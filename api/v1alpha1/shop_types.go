@@ -216,6 +216,7 @@ type ManagedDatabase struct {
 }
 
 // BackupSpec configures scheduled pg_dump backups.
+// +kubebuilder:validation:XValidation:rule="!has(self.s3) || self.?enabled.orValue(true)",message="backup.s3 uploads the backups: remove it or set backup.enabled to true"
 type BackupSpec struct {
 	// +optional
 	Enabled *bool `json:"enabled,omitempty"`
@@ -231,6 +232,21 @@ type BackupSpec struct {
 	// StorageSize of the backup volume.
 	// +optional
 	StorageSize *resource.Quantity `json:"storageSize,omitempty"`
+	// S3 also uploads every dump to an S3-compatible bucket (off-site copies
+	// that survive the loss of the cluster).
+	// +optional
+	S3 *BackupS3Spec `json:"s3,omitempty"`
+}
+
+// BackupS3Spec names the bucket that backups are uploaded to.
+type BackupS3Spec struct {
+	// SecretName of a Secret in the Shop's namespace with the keys endpoint
+	// (https://host[:port]), bucket, accessKeyID and secretAccessKey, and
+	// optionally region. Dumps are stored under the key prefix NAMESPACE/SHOP/; old
+	// ones are never deleted: expire them with the bucket's lifecycle rules.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	SecretName string `json:"secretName"`
 }
 
 // ExternalDatabase reads the connection of an existing Postgres from a Secret.

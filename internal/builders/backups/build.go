@@ -116,6 +116,10 @@ func cronJob(in render.Input, svc string, m *shopv1.ManagedDatabase) *batchv1.Cr
 		corev1.EnvVar{Name: EnvShop, Value: in.Shop.Name},
 		corev1.EnvVar{Name: EnvNamespace, Value: in.Shop.Namespace},
 	)
+	pod := podTemplate(in, svc, m, "pg-dump", Command(), env, false)
+	if s3 := uploadTo(m); s3 != nil {
+		withUpload(in, svc, s3, &pod.Spec)
+	}
 	return &batchv1.CronJob{
 		ObjectMeta: in.ObjectMeta(CronJobName(in, svc), Component(svc)),
 		Spec: batchv1.CronJobSpec{
@@ -130,7 +134,7 @@ func cronJob(in render.Input, svc string, m *shopv1.ManagedDatabase) *batchv1.Cr
 				ObjectMeta: metav1.ObjectMeta{Labels: in.Labels(Component(svc))},
 				Spec: batchv1.JobSpec{
 					BackoffLimit: ptr.To[int32](2),
-					Template:     podTemplate(in, svc, m, "pg-dump", Command(), env, false),
+					Template:     pod,
 				},
 			},
 		},

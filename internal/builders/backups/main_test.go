@@ -20,8 +20,9 @@ import (
 
 func TestMain(m *testing.M) { buildertest.Main(m, testenv.Options{ThirdPartyCRDs: true}) }
 
-// variants: every profile, development with backups turned on, and
-// production with a custom image, class, size and a weekday schedule.
+// variants: every profile, development with backups turned on,
+// production with a custom image, class, size and a weekday schedule, and
+// testing with the orders backups uploaded to a bucket.
 func variants() []buildertest.Variant {
 	dev := shopv1.ShopSpec{Environment: shopv1.Development}
 	dev.Databases.Orders.Managed = &shopv1.ManagedDatabase{Backup: &shopv1.BackupSpec{Enabled: ptr.To(true), Schedule: "*/30 * * * *"}}
@@ -33,7 +34,8 @@ func variants() []buildertest.Variant {
 	}
 	return append(buildertest.Environments(),
 		buildertest.Variant{Name: "development-orders-backup", Input: rendertest.Input(dev)},
-		buildertest.Variant{Name: "production-custom", Input: rendertest.Input(custom)})
+		buildertest.Variant{Name: "production-custom", Input: rendertest.Input(custom)},
+		buildertest.Variant{Name: "testing-s3", Input: rendertest.Input(withS3(shopv1.ShopSpec{Environment: shopv1.Testing}))})
 }
 
 // rendering are the variants that render anything (development backs up
