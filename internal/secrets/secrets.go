@@ -1,7 +1,9 @@
 // Package secrets decides which Secrets the operator generates for a Shop and
-// how. A generated Secret is created once and never regenerated: losing a
-// database password or the token signing key would lock the services out of
-// their data or log every shopper out. The controller reads the values that
+// how: database passwords, each managed database's CA and server certificate
+// (tls.go), the token signing key, the cookie secret. A generated Secret is
+// created once and never regenerated: losing a database password or the
+// token signing key would lock the services out of their data or log every
+// shopper out. The controller reads the values that
 // exist and generates only what is missing; builders then render the Secrets
 // from render.Input.Generated, so they stay pure.
 package secrets
