@@ -57,6 +57,9 @@ type Server struct {
 	log      *slog.Logger
 	pages    map[string]*template.Template
 	mux      *http.ServeMux
+	// csrf refuses state-changing requests that a browser sent from another
+	// origin (Sec-Fetch-Site, or Origin against Host): docs/security.md.
+	csrf *http.CrossOriginProtection
 }
 
 // New checks the options and parses the embedded templates.
@@ -95,6 +98,7 @@ func New(o Options) (*Server, error) {
 		shopName: o.ShopName,
 		pageSize: o.PageSize,
 		log:      o.Logger,
+		csrf:     http.NewCrossOriginProtection(),
 	}
 	if s.shopName == "" {
 		s.shopName = "Gopher Goods"
@@ -158,13 +162,18 @@ func (s *Server) routes() {
 	s.mux = m
 }
 
-// ServeHTTP adds security headers, bounds form bodies and recovers panics.
+// ServeHTTP adds security headers, refuses cross-origin form posts, bounds
+// form bodies and recovers panics.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' https: data:; style-src 'self'; form-action 'self'; frame-ancestors 'none'")
+	if err := s.csrf.Check(r); err != nil {
+		s.crossOrigin(w, r, err)
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	defer func() {
 		if v := recover(); v != nil {
@@ -176,6 +185,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	s.mux.ServeHTTP(w, r)
+}
+
+// crossOrigin answers a refused cross-origin POST: nothing was done, and
+// the shopper is told to use the shop's own pages.
+func (s *Server) crossOrigin(w http.ResponseWriter, r *http.Request, err error) {
+	s.log.WarnContext(r.Context(), "cross-origin request refused", "method", r.Method, "path", r.URL.Path,
+		"origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"), "host", r.Host, "reason", err.Error())
+	s.errorPage(w, r, http.StatusForbidden, "Request refused",
+		"This form was sent from another site, so we did not act on it. Nothing was changed. Please use the shop's own pages and try again.", "")
 }
 
 func cacheFor(d time.Duration, h http.Handler) http.Handler {
