@@ -188,5 +188,28 @@ func destinationRule(in render.Input, svc string) *networkingv1.DestinationRule 
 			},
 		},
 	}
+	if svc == render.Payment {
+		dr.Spec.TrafficPolicy.LoadBalancer = paymentAffinity()
+	}
 	return dr
+}
+
+// PaymentUserHeader is the header orders sets to the shopper's user ID on
+// every call to payment (services/internal/orders; payment refuses a value
+// other than the token's subject).
+const PaymentUserHeader = "x-shop-user"
+
+// paymentAffinity sends every request of one user to one payment pod.
+// Payment runs without a database: its ledger (charges, refunds,
+// idempotency keys) lives in each pod's memory, and a charge, its
+// idempotent retry and its refund must meet the same ledger. Locality load
+// balancing (on by default when outlier detection is set) is switched off:
+// with it, sidecars in different zones would hash over different pods.
+func paymentAffinity() *netv1alpha3.LoadBalancerSettings {
+	return &netv1alpha3.LoadBalancerSettings{
+		LbPolicy: &netv1alpha3.LoadBalancerSettings_ConsistentHash{ConsistentHash: &netv1alpha3.LoadBalancerSettings_ConsistentHashLB{
+			HashKey: &netv1alpha3.LoadBalancerSettings_ConsistentHashLB_HttpHeaderName{HttpHeaderName: PaymentUserHeader},
+		}},
+		LocalityLbSetting: &netv1alpha3.LocalityLoadBalancerSetting{Enabled: wrapperspb.Bool(false)},
+	}
 }

@@ -450,10 +450,24 @@ func (s *Service) fail(ctx context.Context, id string, p *platform.Problem) *pla
 	return p
 }
 
+// paymentUserHeader names the caller (the verified token's subject) on
+// every call to payment: the mesh routes by it, so one user's charge, its
+// retry and its refund reach the same payment pod and its in-memory ledger.
+// Payment refuses a value other than the token's subject. The same name as
+// payment.UserHeader (the services share only the platform package).
+const paymentUserHeader = "X-Shop-User"
+
 func (s *Service) call(ctx context.Context, method, url string, hdr http.Header, in, out any) error {
 	c := s.opts.Client
 	if strings.HasPrefix(url, s.opts.PaymentURL+"/") {
 		c = s.opts.PaymentClient
+		if claims, ok := platform.ClaimsFrom(ctx); ok {
+			hdr = hdr.Clone()
+			if hdr == nil {
+				hdr = http.Header{}
+			}
+			hdr.Set(paymentUserHeader, claims.Subject)
+		}
 	}
 	return platform.CallJSON(ctx, c, method, url, hdr, in, out)
 }

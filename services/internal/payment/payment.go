@@ -75,11 +75,39 @@ func New(db *pgxpool.Pool, verify *platform.Verifier, opts Options) *Service {
 // Routes returns the API mux.
 func (s *Service) Routes() http.Handler {
 	m := http.NewServeMux()
-	m.HandleFunc("POST /api/payments/charges", s.verify.Require(s.charge))
-	m.HandleFunc("GET /api/payments/charges/{id}", s.verify.Require(s.getCharge))
-	m.HandleFunc("POST /api/payments/charges/{id}/refunds", s.verify.Require(s.refund))
+	m.HandleFunc("POST /api/payments/charges", s.verify.Require(routedAsCaller(s.charge)))
+	m.HandleFunc("GET /api/payments/charges/{id}", s.verify.Require(routedAsCaller(s.getCharge)))
+	m.HandleFunc("POST /api/payments/charges/{id}/refunds", s.verify.Require(routedAsCaller(s.refund)))
 	m.HandleFunc("/", platform.NotFound)
 	return m
+}
+
+// UserHeader carries the caller's user ID (the token's subject) so that the
+// mesh sends every request of one user to one payment pod: the in-memory
+// ledger is per pod, and a charge, its retry and its refund must meet the
+// same one. Orders sets it; the payment DestinationRule hashes on it
+// (internal/builders/mesh). Orders keeps its own copy of the name: the
+// services share nothing but the platform package.
+const UserHeader = "X-Shop-User"
+
+var errUserHeader = platform.NewProblem(http.StatusBadRequest, "user_header_mismatch",
+	"the "+UserHeader+" header must be the token's subject")
+
+// routedAsCaller refuses a request whose UserHeader names someone other
+// than its verified token's subject, so that the routing key cannot steer a
+// request to another user's pod. A request without the header is served
+// (direct callers, one replica).
+func routedAsCaller(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if v, ok := r.Header[http.CanonicalHeaderKey(UserHeader)]; ok {
+			c, _ := platform.ClaimsFrom(r.Context())
+			if len(v) != 1 || v[0] != c.Subject {
+				platform.WriteProblem(w, r, errUserHeader)
+				return
+			}
+		}
+		next(w, r)
+	}
 }
 
 // Card is the card in a charge request. It is never stored or logged.
