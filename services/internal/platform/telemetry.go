@@ -50,6 +50,9 @@ type TelemetryOptions struct {
 	LogOutput io.Writer
 	// SpanProcessors are added to the tracer provider (e.g. a tracetest.SpanRecorder).
 	SpanProcessors []sdktrace.SpanProcessor
+	// MetricReaders are added to the meter provider (benchmarks use one to
+	// stand in for the OTLP reader without a network).
+	MetricReaders []sdkmetric.Reader
 }
 
 // SetupTelemetry installs the global tracer, meter and logger providers, the
@@ -91,6 +94,9 @@ func SetupTelemetry(ctx context.Context, cfg Config, opts *TelemetryOptions) (*T
 		return nil, fmt.Errorf("prometheus exporter: %w", err)
 	}
 	mpOpts := []sdkmetric.Option{sdkmetric.WithResource(res), sdkmetric.WithReader(promExp)}
+	for _, r := range opts.MetricReaders {
+		mpOpts = append(mpOpts, sdkmetric.WithReader(r))
+	}
 	var lp *sdklog.LoggerProvider
 
 	if cfg.OTLPEndpoint != "" {
