@@ -67,28 +67,28 @@ type ShopReconciler struct {
 	mgr      ctrl.Manager
 }
 
-// +kubebuilder:rbac:groups=commerce.shopplatform.io,resources=shops,verbs=get;list;watch
-// +kubebuilder:rbac:groups=commerce.shopplatform.io,resources=shops/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups="",resources=serviceaccounts;services;configmaps,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;create;update;patch
+// +kubebuilder:rbac:groups=commerce.shopplatform.io,resources=shops,verbs=list;watch
+// +kubebuilder:rbac:groups=commerce.shopplatform.io,resources=shops/status,verbs=patch
+// +kubebuilder:rbac:groups="",resources=serviceaccounts;services;configmaps,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;create;patch
 // Jaeger's and Loki's volumes are owned and pruned; backup volumes are retained
 // (no owner reference), so prune never deletes them.
-// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=batch,resources=cronjobs;jobs,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=networking.istio.io,resources=gateways;virtualservices;destinationrules,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=security.istio.io,resources=peerauthentications;requestauthentications;authorizationpolicies,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors;prometheusrules;alertmanagerconfigs,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=opentelemetry.io,resources=opentelemetrycollectors,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;create;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=networking.istio.io,resources=gateways;virtualservices;destinationrules,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=security.istio.io,resources=peerauthentications;requestauthentications;authorizationpolicies,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors;prometheusrules;alertmanagerconfigs,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=opentelemetry.io,resources=opentelemetrycollectors,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;patch;delete
 // The collector's Role lets it read pods and replicasets (k8s_attributes); Kubernetes
 // lets the operator grant only what it holds itself.
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch
-// +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile brings one Shop's children to the desired state and reports it.
@@ -227,12 +227,12 @@ func withoutUnreadyExporters(in render.Input, problems []string) render.Input {
 
 // prune deletes children of this Shop that are no longer desired. It lists
 // metadata only, by the Shop's label, and deletes only what the Shop controls.
-func (r *ShopReconciler) prune(ctx context.Context, shop *shopv1.Shop, desired []*unstructured.Unstructured, kinds []schema.GroupVersionKind) ([]string, error) {
+func (r *ShopReconciler) prune(ctx context.Context, shop *shopv1.Shop, desired []*unstructured.Unstructured, kinds []schema.GroupVersionKind) ([]ssa.ChangeSetEntry, error) {
 	want := map[string]bool{}
 	for _, u := range desired {
 		want[engine.Key(u)] = true
 	}
-	var pruned []string
+	var pruned []ssa.ChangeSetEntry
 	for _, gvk := range kinds {
 		list := &metav1.PartialObjectMetadataList{}
 		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
@@ -256,14 +256,18 @@ func (r *ShopReconciler) prune(ctx context.Context, shop *shopv1.Shop, desired [
 			if err := r.Direct.Delete(ctx, item, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
 				return pruned, err
 			}
-			pruned = append(pruned, gvk.Kind+"/"+item.Name)
+			e := ssa.ChangeSetEntry{GroupVersion: gvk.GroupVersion().String(), Subject: gvk.Kind + "/" + item.Name, Action: ssa.DeletedAction}
+			e.ObjMetadata.Namespace, e.ObjMetadata.Name, e.ObjMetadata.GroupKind = item.Namespace, item.Name, gvk.GroupKind()
+			pruned = append(pruned, e)
 		}
 	}
 	return pruned, nil
 }
 
-// recordChanges emits one event per reconcile that changed something.
-func (r *ShopReconciler) recordChanges(shop *shopv1.Shop, changes *ssa.ChangeSet, pruned []string) {
+// recordChanges emits one event per reconcile that changed something, and
+// one per security-relevant child that changed.
+func (r *ShopReconciler) recordChanges(shop *shopv1.Shop, changes *ssa.ChangeSet, pruned []ssa.ChangeSetEntry) {
+	r.recordSecurityChanges(shop, append(append([]ssa.ChangeSetEntry{}, changes.Entries...), pruned...))
 	var created, configured []string
 	for _, e := range changes.Entries {
 		switch e.Action {
@@ -278,8 +282,12 @@ func (r *ShopReconciler) recordChanges(shop *shopv1.Shop, changes *ssa.ChangeSet
 			"created %d, configured %d: %s", len(created), len(configured), summarize(append(created, configured...)))
 	}
 	if len(pruned) > 0 {
+		subjects := make([]string, len(pruned))
+		for i, e := range pruned {
+			subjects[i] = e.Subject
+		}
 		r.Events.Eventf(shop, nil, corev1.EventTypeNormal, "Pruned", "Delete",
-			"deleted %d children no longer wanted: %s", len(pruned), summarize(pruned))
+			"deleted %d children no longer wanted: %s", len(pruned), summarize(subjects))
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -35,11 +36,15 @@ func mustGet(t *testing.T, obj client.Object, ns, name string) {
 	})
 }
 
+// update changes a Shop, again on a conflict (the operator patches its status).
 func update(t *testing.T, ns, name string, mutate func(*shopv1.Shop)) {
 	t.Helper()
-	s := getShop(t, ns, name)
-	mutate(s)
-	if err := k8s.Update(ctx, s); err != nil {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		s := getShop(t, ns, name)
+		mutate(s)
+		return k8s.Update(ctx, s)
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 }

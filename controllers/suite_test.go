@@ -39,6 +39,9 @@ var (
 	k8s     client.Client
 	testCfg *rest.Config
 	writes  writeCounter
+	// auditLog is the API server's audit log: TestOperatorRoleIsMinimal
+	// reads what the operator did with its role.
+	auditLog string
 )
 
 func TestMain(m *testing.M) {
@@ -46,12 +49,12 @@ func TestMain(m *testing.M) {
 	// test reads it); stderr shows errors, or everything with SHOP_TEST_VERBOSE.
 	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.Level(zapcore.DebugLevel),
 		zap.WriteTo(io.MultiWriter(&operatorLog, levelFilter{os.Stderr}))))
-	env, err := testenv.Start(testenv.Options{})
+	env, err := testenv.Start(testenv.Options{Audit: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	k8s, testCfg = env.Client, env.Config
+	k8s, testCfg, auditLog = env.Client, env.Config, env.AuditLog
 	// The operator runs as its ServiceAccount with exactly the ClusterRole
 	// that config/rbac ships: a permission missing there fails these tests.
 	cfg, err := asOperator(env)
@@ -267,6 +270,12 @@ func markWorkloadsReady(t *testing.T, ns, shop string) {
 	}
 }
 
+// The operator's identity, as config/rbac and config/manager deploy it.
+const (
+	operatorNamespace, operatorServiceAccount = "shop-system", "controller-manager"
+	operatorUser                              = "system:serviceaccount:" + operatorNamespace + ":" + operatorServiceAccount
+)
+
 // asOperator binds config/rbac/role.yaml to the operator's ServiceAccount
 // and returns a config that impersonates it.
 func asOperator(env *testenv.Env) (*rest.Config, error) {
@@ -278,7 +287,7 @@ func asOperator(env *testenv.Env) (*rest.Config, error) {
 	if err := yaml.Unmarshal(data, role); err != nil {
 		return nil, err
 	}
-	const ns, sa = "shop-system", "controller-manager"
+	ns, sa := operatorNamespace, operatorServiceAccount
 	binding := &rbacv1.ClusterRoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: "shop-operator-manager"},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
@@ -291,6 +300,6 @@ func asOperator(env *testenv.Env) (*rest.Config, error) {
 		}
 	}
 	cfg := rest.CopyConfig(env.Config)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + ns + ":" + sa}
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: operatorUser}
 	return cfg, nil
 }

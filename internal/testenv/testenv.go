@@ -23,7 +23,11 @@ import (
 type Env struct {
 	Config *rest.Config
 	Client client.Client
-	env    *envtest.Environment
+	// AuditLog is the API server's audit log (JSON lines, one
+	// k8s.io/apiserver/pkg/apis/audit/v1 Event each) when Options.Audit is set.
+	AuditLog string
+	env      *envtest.Environment
+	tmp      string
 }
 
 // Options choose which CRDs are installed.
@@ -31,7 +35,19 @@ type Options struct {
 	// ThirdPartyCRDs installs Istio, prometheus-operator and
 	// opentelemetry-operator CRDs from test/crds.
 	ThirdPartyCRDs bool
+	// Audit makes the API server log every request at Metadata level (who,
+	// verb, resource, response code; no bodies) to Env.AuditLog.
+	Audit bool
 }
+
+// auditPolicy logs every request when its response is complete, and a
+// watch also when it starts (it completes only when the client goes).
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+`
 
 // RepoRoot is the repository's top directory.
 func RepoRoot() string {
@@ -70,18 +86,49 @@ func Start(opts Options) (*Env, error) {
 		Scheme:                scheme.Scheme,
 	}
 	// Room for the Services of many Shops (the default /24 holds 25 Shops).
-	e.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.0.0.0/16")
+	args := e.ControlPlane.GetAPIServer().Configure()
+	args.Set("service-cluster-ip-range", "10.0.0.0/16")
+	env := &Env{env: e}
+	if opts.Audit {
+		if env.tmp, err = os.MkdirTemp("", "shop-audit-"); err != nil {
+			return nil, err
+		}
+		policy := filepath.Join(env.tmp, "policy.yaml")
+		if err := os.WriteFile(policy, []byte(auditPolicy), 0o600); err != nil {
+			return nil, err
+		}
+		env.AuditLog = filepath.Join(env.tmp, "audit.log")
+		// No rotation: a reader sees every request of the run in one file.
+		args.Set("audit-policy-file", policy).Set("audit-log-path", env.AuditLog).
+			Set("audit-log-maxsize", "0")
+	}
 	cfg, err := e.Start()
 	if err != nil {
+		_ = env.removeTemp()
 		return nil, fmt.Errorf("starting the test API server: %w", err)
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme.Scheme})
 	if err != nil {
 		_ = e.Stop()
+		_ = env.removeTemp()
 		return nil, err
 	}
-	return &Env{Config: cfg, Client: c, env: e}, nil
+	env.Config, env.Client = cfg, c
+	return env, nil
 }
 
-// Stop stops the API server and etcd.
-func (e *Env) Stop() error { return e.env.Stop() }
+// Stop stops the API server and etcd and removes the audit log.
+func (e *Env) Stop() error {
+	err := e.env.Stop()
+	if rerr := e.removeTemp(); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+func (e *Env) removeTemp() error {
+	if e.tmp == "" {
+		return nil
+	}
+	return os.RemoveAll(e.tmp)
+}
