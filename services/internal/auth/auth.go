@@ -394,11 +394,10 @@ func (s *Service) jwks(w http.ResponseWriter, r *http.Request) {
 	platform.WriteJSON(w, http.StatusOK, s.issuer.JWKS())
 }
 
-// audit logs one security event; the trace_id comes from ctx. Never pass
-// passwords or tokens here.
+// audit logs one security event in the services' common shape
+// (platform.Audit). Never pass passwords or tokens here.
 func (s *Service) audit(ctx context.Context, actor, action, target, outcome string, extra ...any) {
-	args := append([]any{"audit", true, "actor", actor, "action", action, "target", target, "outcome", outcome}, extra...)
-	slog.InfoContext(ctx, "audit "+action, args...)
+	platform.Audit(ctx, actor, action, target, outcome, extra...)
 }
 
 // BootstrapAdmin creates or promotes the admin named by AUTH_ADMIN_EMAIL.

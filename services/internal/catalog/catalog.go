@@ -317,6 +317,7 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) {
 			return err
 		})
 	}
+	auditAdmin(r, "product_create", p, err)
 	if err != nil {
 		platform.WriteProblem(w, r, err)
 		return
@@ -340,6 +341,7 @@ func (s *Service) update(w http.ResponseWriter, r *http.Request) {
 			return err
 		})
 	}
+	auditAdmin(r, "product_update", p, err)
 	if err != nil {
 		platform.WriteProblem(w, r, err)
 		return
@@ -352,11 +354,38 @@ func (s *Service) delete(w http.ResponseWriter, r *http.Request) {
 	if err == nil && tag.RowsAffected() == 0 {
 		err = errNotFound
 	}
+	auditAdmin(r, "product_delete", nil, err)
 	if err != nil {
 		platform.WriteProblem(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// auditAdmin records an admin change of the catalog as an audit record
+// (platform.Audit): the admin's user id, the product's SKU, success or
+// failure with the problem's code.
+func auditAdmin(r *http.Request, action string, p *Product, err error) {
+	actor, target := "unknown", r.PathValue("sku")
+	if c, ok := platform.ClaimsFrom(r.Context()); ok {
+		actor = c.Subject
+	}
+	if p != nil {
+		target = p.SKU
+	}
+	if target == "" {
+		target = "unknown"
+	}
+	if err == nil {
+		platform.Audit(r.Context(), actor, action, target, "success")
+		return
+	}
+	reason := "internal"
+	var problem *platform.Problem
+	if errors.As(err, &problem) {
+		reason = problem.Code
+	}
+	platform.Audit(r.Context(), actor, action, target, "failure", "reason", reason)
 }
 
 // Item is one line of a reservation request.
