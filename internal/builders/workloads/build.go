@@ -100,7 +100,7 @@ func serviceAccount(in render.Input, svc string) *corev1.ServiceAccount {
 }
 
 func service(in render.Input, svc string) *corev1.Service {
-	return &corev1.Service{
+	s := &corev1.Service{
 		ObjectMeta: in.ObjectMeta(in.Name(svc), svc),
 		Spec: corev1.ServiceSpec{
 			Type:     corev1.ServiceTypeClusterIP,
@@ -111,6 +111,14 @@ func service(in render.Input, svc string) *corev1.Service {
 			},
 		},
 	}
+	if svc == render.Payment {
+		// Payment keeps its ledger (idempotency keys, charges) per pod. A
+		// checkout runs inside one orders pod, so pinning each caller to one
+		// payment pod keeps a charge, its retry and its refund together
+		// without Istio; with Istio the DestinationRule hashes on the user.
+		s.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
+	}
+	return s
 }
 
 func servicePort(name string, port int32) corev1.ServicePort {
