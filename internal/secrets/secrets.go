@@ -29,7 +29,8 @@ const (
 
 // Keys of a database connection Secret. A managed database's credentials
 // Secret and a user's external database Secret have the same shape, so the
-// services read either the same way.
+// services read either the same way. An external database's Secret may also
+// hold CACertKey (ca.crt): the CA its server certificate is verified with.
 const (
 	HostKey    = "host"
 	PortKey    = "port"
@@ -39,7 +40,8 @@ const (
 )
 
 // ExternalDatabaseKeys must all be present in an external database's Secret
-// (PasswordKey included; SSLModeKey is optional).
+// (PasswordKey included; SSLModeKey and CACertKey are optional, and only
+// the pods read them).
 var ExternalDatabaseKeys = []string{HostKey, PortKey, DBNameKey, UserKey, PasswordKey}
 
 // CookieSecretName is the generated Secret with the frontend's cookie

@@ -60,6 +60,57 @@ func TestManagedDatabaseOverVerifiedTLS(t *testing.T) {
 	}
 }
 
+// TestExternalDatabaseCA: a service with an external database reads the
+// optional ca.crt of the user's Secret as its default root certificate
+// ($HOME/.postgresql/root.crt, from a volume that tolerates the key's
+// absence) and never gets PGSSLROOTCERT, which pgx would fail on when the
+// file is missing. The sslmode stays the user's.
+func TestExternalDatabaseCA(t *testing.T) {
+	spec := shopv1.ShopSpec{}
+	spec.Databases.Catalog.External = &shopv1.ExternalDatabase{SecretName: "catalog-pg"}
+	objs := build(t, rendertest.Input(spec))
+	for _, svc := range render.Services {
+		d := find(objs, "Deployment", "demo-"+svc)
+		vars, _ := containerEnv(t, d)
+		vol := volume(d, "db-ca")
+		if svc != render.Catalog {
+			if vol != nil || vars["HOME"] != nil {
+				t.Errorf("%s: an external database CA volume or HOME without an external database", svc)
+			}
+			continue
+		}
+		if _, set := vars["PGSSLROOTCERT"]; set {
+			t.Error("PGSSLROOTCERT set for an external database")
+		}
+		mode, _, _ := unstructured.NestedMap(vars["PGSSLMODE"], "valueFrom", "secretKeyRef")
+		if mode["name"] != "catalog-pg" || mode["key"] != "sslmode" || mode["optional"] != true {
+			t.Errorf("PGSSLMODE %v: want the user's optional sslmode", vars["PGSSLMODE"])
+		}
+		secret, _, _ := unstructured.NestedMap(vol, "secret")
+		items, _, _ := unstructured.NestedSlice(secret, "items")
+		if secret["secretName"] != "catalog-pg" || secret["optional"] != true || len(items) != 1 ||
+			items[0].(map[string]any)["key"] != "ca.crt" || items[0].(map[string]any)["path"] != "root.crt" {
+			t.Errorf("CA volume %v: want ca.crt alone as root.crt from catalog-pg, optional", vol)
+		}
+		home, _ := vars["HOME"]["value"].(string) // nil map reads as ""
+		if got := mountPath(t, d, "db-ca"); home == "" || got != home+"/.postgresql" {
+			t.Errorf("HOME %q, CA mounted at %q: want $HOME/.postgresql", home, got)
+		}
+	}
+}
+
+func mountPath(t *testing.T, d *unstructured.Unstructured, volume string) string {
+	t.Helper()
+	cs, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+	mounts, _, _ := unstructured.NestedSlice(cs[0].(map[string]any), "volumeMounts")
+	for _, m := range mounts {
+		if m.(map[string]any)["name"] == volume {
+			return m.(map[string]any)["mountPath"].(string)
+		}
+	}
+	return ""
+}
+
 func volume(d *unstructured.Unstructured, name string) map[string]any {
 	vols, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "volumes")
 	for _, v := range vols {

@@ -34,6 +34,14 @@ const signingKeyDir = "/var/run/secrets/shop/auth"
 // databaseCADir holds the CA certificate of a managed database's TLS Secret.
 const databaseCADir = "/var/run/secrets/shop/db-tls"
 
+// externalDatabaseHome is HOME for a service with an external database: its
+// .postgresql/root.crt is the CA from the user's Secret, when it has one.
+// libpq and pgx both read that default root certificate only if the file
+// exists, which is what an optional key needs. PGSSLROOTCERT would not do:
+// pgx fails on a missing file in every sslmode, and the operator cannot see
+// whether the user's Secret holds the key.
+const externalDatabaseHome = "/var/run/secrets/shop/db-client"
+
 func intstrName(name string) intstr.IntOrString { return intstr.FromString(name) }
 
 func deployment(in render.Input, svc string, w shopv1.WorkloadSpec) *appsv1.Deployment {
@@ -89,6 +97,19 @@ func podSpec(in render.Input, svc string, w shopv1.WorkloadSpec) corev1.PodSpec 
 			},
 		}})
 		mounts = append(mounts, corev1.VolumeMount{Name: "db-tls", MountPath: databaseCADir, ReadOnly: true})
+	}
+	if db := database(in.Spec.ShopSpec, svc); db != nil && db.External != nil {
+		// Optional: without the key the kubelet skips the item and the
+		// directory stays empty.
+		volumes = append(volumes, corev1.Volume{Name: "db-ca", VolumeSource: corev1.VolumeSource{
+			Secret: &corev1.SecretVolumeSource{
+				SecretName:  db.External.SecretName,
+				Items:       []corev1.KeyToPath{{Key: secrets.CACertKey, Path: "root.crt"}},
+				DefaultMode: ptr.To[int32](0o444),
+				Optional:    ptr.To(true),
+			},
+		}})
+		mounts = append(mounts, corev1.VolumeMount{Name: "db-ca", MountPath: externalDatabaseHome + "/.postgresql", ReadOnly: true})
 	}
 	spec := corev1.PodSpec{
 		ServiceAccountName:           in.Name(svc),
@@ -206,7 +227,9 @@ func env(in render.Input, svc string, w shopv1.WorkloadSpec) []corev1.EnvVar {
 // variables: a managed database through its generated credentials (the
 // service's own role, never the superuser) over TLS verified against the
 // database's own CA, an external one entirely from the user's Secret
-// (sslmode included: only the user knows what their database offers).
+// (sslmode included: only the user knows what their database offers; its
+// optional ca.crt becomes the default root certificate, see
+// externalDatabaseHome).
 func databaseEnv(in render.Input, svc string) []corev1.EnvVar {
 	db := database(in.Spec.ShopSpec, svc)
 	if db == nil {
@@ -221,6 +244,7 @@ func databaseEnv(in render.Input, svc string) []corev1.EnvVar {
 			secretRef("PGUSER", s, secrets.UserKey, false),
 			secretRef("PGPASSWORD", s, secrets.PasswordKey, false),
 			secretRef("PGSSLMODE", s, secrets.SSLModeKey, true),
+			{Name: "HOME", Value: externalDatabaseHome},
 		}
 	}
 	return []corev1.EnvVar{
