@@ -36,7 +36,7 @@ var (
 	flagCheckN  = flag.Int("checkout-n", 600, "checkouts (bounded by -d too)")
 	flagDur     = flag.Duration("d", 20*time.Second, "time bound per scenario")
 	flagRounds  = flag.Int("rounds", 3, "rounds per scenario (the median round is reported)")
-	flagMode    = flag.String("mode", "all", "all | inproc (internal: one in-process run, JSON out)")
+	flagMode    = flag.String("mode", "all", "all | overhead (telemetry overhead in concurrent pairs, needs -db) | inproc (internal: one in-process run, JSON out)")
 	flagTel     = flag.Bool("telemetry", false, "inproc: telemetry on")
 	flagDB      = flag.String("db", "", "inproc: catalog database URL")
 	flagWhat    = flag.String("what", "catalog", "inproc: catalog | bare")
@@ -50,9 +50,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
-	if *flagMode == "inproc" {
+	switch *flagMode {
+	case "inproc":
 		err = inproc(ctx)
-	} else {
+	case "overhead":
+		err = overhead(ctx)
+	default:
 		err = all(ctx)
 	}
 	if err != nil {
