@@ -33,6 +33,10 @@ func TestAuditRecords(t *testing.T) {
 	if err := e.svc.BootstrapAdmin(t.Context(), "root@example.com", "rootpassword"); err != nil {
 		t.Fatal(err)
 	}
+	resp, data = e.do("GET", "/api/auth/me", tk.AccessToken[:len(tk.AccessToken)-3]+"abc", nil)
+	e.expect(resp, data, 401, "invalid_token")
+	resp, data = e.do("PUT", "/api/auth/admin/users/"+u.ID+"/role", tk.AccessToken, map[string]string{"role": "admin"})
+	e.expect(resp, data, 403, "forbidden")
 	admin := e.login("root@example.com", "rootpassword")
 	resp, data = e.do("PUT", "/api/auth/admin/users/"+u.ID+"/role", admin.AccessToken, map[string]string{"role": "admin"})
 	e.expect(resp, data, 200, "")
@@ -41,7 +45,9 @@ func TestAuditRecords(t *testing.T) {
 		"register " + u.ID + " success": false, "login " + u.ID + " success": false,
 		"login eve@example.com failure": false, "lockout eve@example.com locked": false,
 		"login eve@example.com locked": false, "refresh unknown failure": false,
-		"role_change " + u.ID + " success": false,
+		"role_change " + u.ID + " success":                                                         false,
+		"token_refused GET /api/auth/me refused anonymous invalid_token":                           false,
+		"token_refused PUT /api/auth/admin/users/" + u.ID + "/role refused " + u.ID + " forbidden": false,
 	}
 	hexID := regexp.MustCompile(`^[0-9a-f]{32}$`)
 	for _, rec := range records() {
@@ -62,6 +68,9 @@ func TestAuditRecords(t *testing.T) {
 			}
 		}
 		key := rec["action"].(string) + " " + rec["target"].(string) + " " + rec["outcome"].(string)
+		if rec["action"] == "token_refused" {
+			key += " " + rec["actor"].(string) + " " + rec["reason"].(string)
+		}
 		if _, ok := want[key]; ok {
 			want[key] = true
 		}
