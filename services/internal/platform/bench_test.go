@@ -57,6 +57,7 @@ func BenchmarkHandler(b *testing.B) {
 		}{
 			{"off", "", "", false},
 			{"traced", "parentbased_always_on", "", false},
+			{"unsampled", "parentbased_always_off", "", false},
 			{"sampled10", "parentbased_traceidratio", "0.1", false},
 			{"sampled10+otlp-reader", "parentbased_traceidratio", "0.1", true},
 		} {
