@@ -66,7 +66,7 @@ service:
 		t.Fatalf("the collector did not start:\n%s", logs.String())
 	}
 
-	out := runBackup(t, ctx, pg, t.TempDir(), fmt.Sprintf("http://127.0.0.1:%d/v1/metrics", otlpPort), "3")
+	out := runBackup(t, ctx, pg.env("orders"), t.TempDir(), fmt.Sprintf("http://127.0.0.1:%d/v1/metrics", otlpPort), "3")
 	if strings.Contains(out, "could not push") {
 		t.Fatalf("the collector refused the push:\n%s\n%s", out, logs.String())
 	}

@@ -22,6 +22,7 @@ type postgres struct {
 	bin, dir string
 	port     int
 	password string
+	log      string // the server's log file
 }
 
 // pgBin holds Debian's Postgres server binaries; PGTEST_BINDIR overrides it.
@@ -33,6 +34,15 @@ func pgBin() string {
 }
 
 func startPostgres(t *testing.T) *postgres {
+	t.Helper()
+	return startPostgresWith(t, `s3cret "super" pa$$`, nil)
+}
+
+// startPostgresWith starts Postgres with the superuser's password and the
+// server arguments that configure returns; configure may write files into
+// dir (owned by the postgres user; uid and gid are the user's when the test
+// runs as root, else -1).
+func startPostgresWith(t *testing.T, password string, configure func(dir string, uid, gid int) []string) *postgres {
 	t.Helper()
 	bin := pgBin()
 	if _, err := os.Stat(filepath.Join(bin, "postgres")); err != nil {
@@ -46,7 +56,7 @@ func startPostgres(t *testing.T) *postgres {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	pg := &postgres{bin: bin, dir: dir, password: `s3cret "super" pa$$`}
+	pg := &postgres{bin: bin, dir: dir, password: password}
 	asPostgres := func(ctx context.Context, name string, args ...string) *exec.Cmd {
 		path := filepath.Join(bin, name)
 		if os.Geteuid() != 0 {
@@ -58,13 +68,14 @@ func startPostgres(t *testing.T) *postgres {
 	if err := os.WriteFile(pwfile, []byte(pg.password+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	uid, gid := -1, -1
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
 			t.Skipf("running as root needs the postgres user: %v", err)
 		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
+		uid, _ = strconv.Atoi(u.Uid)
+		gid, _ = strconv.Atoi(u.Gid)
 		for _, p := range []string{dir, pwfile} {
 			if err := os.Chown(p, uid, gid); err != nil {
 				t.Fatal(err)
@@ -82,9 +93,14 @@ func startPostgres(t *testing.T) *postgres {
 	}
 	pg.port = l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	server := asPostgres(context.Background(), "postgres", "-D", data, "-p", strconv.Itoa(pg.port), "-h", "127.0.0.1", "-k", dir, "-c", "fsync=off")
+	args := []string{"-D", data, "-p", strconv.Itoa(pg.port), "-h", "127.0.0.1", "-k", dir, "-c", "fsync=off"}
+	if configure != nil {
+		args = append(args, configure(dir, uid, gid)...)
+	}
+	server := asPostgres(context.Background(), "postgres", args...)
 	server.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	logf, err := os.Create(filepath.Join(t.TempDir(), "postgres.log"))
+	pg.log = filepath.Join(t.TempDir(), "postgres.log")
+	logf, err := os.Create(pg.log)
 	if err != nil {
 		t.Fatal(err)
 	}

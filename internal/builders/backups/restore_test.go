@@ -10,14 +10,19 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
 
 	colmetricpb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/shopplatform/shop-operator/internal/builders/backups"
+	"github.com/shopplatform/shop-operator/internal/render"
 )
 
 // tables are shaped like the orders service's, owned by the service's role
@@ -63,9 +68,12 @@ SELECT string_agg(tablename || ':' || tableowner, ',' ORDER BY tablename) FROM p
 
 // TestBackupRestore writes orders, backs them up with exactly the CronJob's
 // command line, destroys the data, restores with exactly the restore Job's
-// pg_restore command line, and compares row for row. The backup's metrics
-// are pushed to a loopback OTLP/HTTP endpoint and decoded as the collector
-// decodes them.
+// pg_restore command line, and compares row for row. The database runs as
+// its StatefulSet runs it (TLS, our pg_hba.conf) and both jobs connect with
+// the environment their pods are rendered with (verify-full against the
+// mounted CA): the server's log must show them connected over TLS. The
+// backup's metrics are pushed to a loopback OTLP/HTTP endpoint and decoded
+// as the collector decodes them.
 func TestBackupRestore(t *testing.T) {
 	rows := 20000
 	if s := os.Getenv("BACKUP_E2E_ROWS"); s != "" {
@@ -73,7 +81,7 @@ func TestBackupRestore(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	pg := startPostgres(t)
+	pg, in := startTLSDatabase(t)
 	pg.mustSQL(t, ctx, "postgres", "CREATE ROLE orders LOGIN NOSUPERUSER")
 	pg.mustSQL(t, ctx, "postgres", "CREATE DATABASE orders OWNER orders")
 	pg.mustSQL(t, ctx, "orders", tables+fill(rows))
@@ -101,8 +109,23 @@ func TestBackupRestore(t *testing.T) {
 		}
 	}
 
+	objs, err := backups.Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cronJob *batchv1.CronJob
+	for _, o := range objs {
+		if c, ok := o.(*batchv1.CronJob); ok && c.Name == backups.CronJobName(in, render.Orders) {
+			cronJob = c
+		}
+	}
+	if cronJob == nil {
+		t.Fatal("no backup CronJob for the orders database")
+	}
+	backupEnv := renderedEnv(t, in, cronJob.Spec.JobTemplate.Spec.Template.Spec, "pg-dump", pg)
+
 	start := time.Now()
-	out := runBackup(t, ctx, pg, dir, collector.URL+"/v1/metrics", "2")
+	out := runBackup(t, ctx, backupEnv, dir, collector.URL+"/v1/metrics", "2")
 	backupTime := time.Since(start)
 	t.Logf("backup: %s", out)
 
@@ -131,14 +154,22 @@ func TestBackupRestore(t *testing.T) {
 		t.Fatal("the disaster changed nothing")
 	}
 
+	job, err := backups.RestoreJob(in, render.Orders, dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restorePod := job.Spec.Template.Spec
+	args := slices.Clone(container(t, restorePod, "pg-restore").Command)
+	args[len(args)-1] = strings.Replace(args[len(args)-1], backups.BackupDir, dir, 1)
 	start = time.Now()
-	args := backups.RestoreArgs("orders", filepath.Join(dir, dump))
 	restore := exec.CommandContext(ctx, args[0], args[1:]...)
-	restore.Env = pg.env("postgres")
+	restore.Env = renderedEnv(t, in, restorePod, "pg-restore", pg)
 	if out, err := restore.CombinedOutput(); err != nil {
 		t.Fatalf("%v: %v\n%s", args, err, out)
 	}
 	restoreTime := time.Since(start)
+	checkTLS(t, pg, "pg_dump")
+	checkTLS(t, pg, "pg_restore")
 
 	if after := pg.mustSQL(t, ctx, "orders", snapshot); after != before {
 		t.Errorf("restored data differs from the backed-up data (%d vs %d bytes)", len(after), len(before))
@@ -158,7 +189,7 @@ func TestBackupFailure(t *testing.T) {
 	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { pushed = true }))
 	defer collector.Close()
 	dir := t.TempDir()
-	cmd := backupCmd(ctx, pg, dir, collector.URL+"/v1/metrics", "3")
+	cmd := backupCmd(ctx, pg.env("orders"), dir, collector.URL+"/v1/metrics", "3")
 	out, err := cmd.CombinedOutput()
 	if err == nil {
 		t.Fatalf("the backup succeeded with a wrong password:\n%s", out)
@@ -171,18 +202,21 @@ func TestBackupFailure(t *testing.T) {
 	}
 }
 
-func backupCmd(ctx context.Context, pg *postgres, dir, metricsURL, retain string) *exec.Cmd {
+// backupCmd runs the CronJob's command with env (a connection to the
+// database) and the test's own backup directory, retention, metrics URL,
+// Shop and namespace.
+func backupCmd(ctx context.Context, env []string, dir, metricsURL, retain string) *exec.Cmd {
 	argv := backups.Command()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = append(pg.env("orders"),
+	cmd.Env = append(slices.Clone(env),
 		backups.EnvBackupDir+"="+dir, backups.EnvRetain+"="+retain, backups.EnvMetricsURL+"="+metricsURL,
 		backups.EnvShop+"=demo", backups.EnvNamespace+"=shop")
 	return cmd
 }
 
-func runBackup(t *testing.T, ctx context.Context, pg *postgres, dir, metricsURL, retain string) string {
+func runBackup(t *testing.T, ctx context.Context, env []string, dir, metricsURL, retain string) string {
 	t.Helper()
-	out, err := backupCmd(ctx, pg, dir, metricsURL, retain).CombinedOutput()
+	out, err := backupCmd(ctx, env, dir, metricsURL, retain).CombinedOutput()
 	if err != nil {
 		t.Fatalf("backup: %v\n%s", err, out)
 	}
