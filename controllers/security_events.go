@@ -54,7 +54,7 @@ func (r *ShopReconciler) recordSecurityChanges(shop *shopv1.Shop, entries []ssa.
 		// the same reason and action but another related object are not
 		// folded into one series (the events API ignores the message there).
 		child := &unstructured.Unstructured{}
-		// The change set has the version alone, prune the group too.
+		// ssa's entries carry the version alone, prune's group/version.
 		version := e.GroupVersion[strings.LastIndex(e.GroupVersion, "/")+1:]
 		child.SetAPIVersion(schema.GroupVersion{Group: e.ObjMetadata.GroupKind.Group, Version: version}.String())
 		child.SetKind(e.ObjMetadata.GroupKind.Kind)
