@@ -75,9 +75,9 @@ func New(db *pgxpool.Pool, verify *platform.Verifier, opts Options) *Service {
 // Routes returns the API mux.
 func (s *Service) Routes() http.Handler {
 	m := http.NewServeMux()
-	m.HandleFunc("POST /api/payments/charges", s.verify.Require(routedAsCaller(s.charge)))
-	m.HandleFunc("GET /api/payments/charges/{id}", s.verify.Require(routedAsCaller(s.getCharge)))
-	m.HandleFunc("POST /api/payments/charges/{id}/refunds", s.verify.Require(routedAsCaller(s.refund)))
+	m.HandleFunc("POST /api/payments/charges", platform.RequireAudited(s.verify, routedAsCaller(s.charge)))
+	m.HandleFunc("GET /api/payments/charges/{id}", platform.RequireAudited(s.verify, routedAsCaller(s.getCharge)))
+	m.HandleFunc("POST /api/payments/charges/{id}/refunds", platform.RequireAudited(s.verify, routedAsCaller(s.refund)))
 	m.HandleFunc("/", platform.NotFound)
 	return m
 }
@@ -434,6 +434,7 @@ func (s *Service) refund(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("id")
 	if _, err := s.ownedCharge(ctx, id); err != nil {
+		auditRefundFailure(ctx, c.Subject, id, err)
 		platform.WriteProblem(w, r, err)
 		return
 	}
@@ -451,6 +452,7 @@ func (s *Service) refund(w http.ResponseWriter, r *http.Request) {
 	fctx := context.WithoutCancel(ctx)
 	rf := &Refund{ID: uuid.NewString(), ChargeID: id, AmountMinor: req.AmountMinor, Status: "succeeded", CreatedAt: s.now().UTC()}
 	if _, err := s.ledger.Refund(fctx, rf); err != nil {
+		auditRefundFailure(ctx, c.Subject, id, err)
 		if key != "" {
 			_ = s.ledger.AbandonKey(fctx, c.Subject, "refund:"+key)
 		}
@@ -465,8 +467,18 @@ func (s *Service) refund(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	slog.InfoContext(ctx, "refund", "charge_id", id, "refund_id", rf.ID, "amount_minor", rf.AmountMinor)
+	platform.Audit(ctx, c.Subject, "refund", id, "success", "refund_id", rf.ID, "amount_minor", rf.AmountMinor)
 	platform.WriteJSON(w, http.StatusCreated, rf)
+}
+
+// auditRefundFailure records a refused or failed refund with the problem's code.
+func auditRefundFailure(ctx context.Context, actor, chargeID string, err error) {
+	reason := "internal"
+	var p *platform.Problem
+	if errors.As(err, &p) {
+		reason = p.Code
+	}
+	platform.Audit(ctx, actor, "refund", chargeID, "failure", "reason", reason)
 }
 
 // OptionsFromEnv reads the PAYMENT_* variables.
