@@ -90,6 +90,34 @@ func TestServerSpan(t *testing.T) {
 			t.Errorf("want both GETs counted (sampled or not): %s", l)
 		}
 	}
+	if strings.Contains(mrec.Body.String(), "body_size") {
+		t.Errorf("body-size histograms recorded without %s", bodySizeMetricsEnv)
+	}
+}
+
+// The body-size histograms are opt-in.
+func TestBodySizeMetricsOptIn(t *testing.T) {
+	t.Setenv(bodySizeMetricsEnv, "true")
+	cfg, _ := LoadConfig("test")
+	tel, err := SetupTelemetry(t.Context(), cfg, &TelemetryOptions{LogOutput: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tel.Shutdown(context.Background())
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/x", func(w http.ResponseWriter, r *http.Request) { _, _ = io.ReadAll(r.Body); WriteJSON(w, 200, "ok") })
+	Handler("test", mux).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "http://shop-test:8080/api/x", strings.NewReader(`{"a":1}`)))
+
+	mrec := httptest.NewRecorder()
+	AdminMux(tel.MetricsHandler).ServeHTTP(mrec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, name := range []string{"http_server_request_body_size_bytes_sum{", "http_server_response_body_size_bytes_sum{"} {
+		if !hasSeries(mrec.Body.String(), name, `http_route="/api/x"`) {
+			t.Errorf("no %s series for the route", name)
+		}
+	}
+	if !hasSeries(mrec.Body.String(), "http_server_request_body_size_bytes_sum{", "} 7") {
+		t.Error("request body size is not the 7 bytes read")
+	}
 }
 
 func hasSeries(metrics, prefix, label string) bool {
