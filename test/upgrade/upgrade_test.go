@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,7 +44,7 @@ func TestMain(m *testing.M) {
 	}
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(level)))
 	var err error
-	env, err = testenv.Start(testenv.Options{ThirdPartyCRDs: true})
+	env, err = testenv.Start(testenv.Options{ThirdPartyCRDs: true, Audit: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -66,8 +67,8 @@ type key struct{ kind, name string }
 
 // renderOld applies the children of shop as the previous operator did:
 // server-side apply under fieldManager, with its default image tag and
-// freshly generated secrets.
-func renderOld(t *testing.T, shop *shopv1.Shop, fieldManager string) {
+// freshly generated secrets; preTLS: as the version before database TLS.
+func renderOld(t *testing.T, shop *shopv1.Shop, fieldManager string, preTLS bool) {
 	t.Helper()
 	old := shop.DeepCopy()
 	old.Spec.Image.Tag = oldTag // the old default, not something the user set
@@ -82,6 +83,9 @@ func renderOld(t *testing.T, shop *shopv1.Shop, fieldManager string) {
 		t.Fatal(err)
 	}
 	for _, u := range children {
+		if preTLS && !withoutTLS(u) {
+			continue
+		}
 		u.SetAnnotations(mergeMaps(u.GetAnnotations(), map[string]string{oldMarker: oldTag}))
 		if err := env.Client.Apply(context.Background(), client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
 			t.Fatalf("old operator applying %s %s: %v", u.GetKind(), u.GetName(), err)
@@ -154,6 +158,8 @@ type upgradeCase struct {
 	// fieldManager the previous version applied with: the same as today's,
 	// or another one (a renamed manager, or objects adopted from elsewhere).
 	fieldManager string
+	// preTLS: the previous version predates database TLS.
+	preTLS bool
 
 	shop       *shopv1.Shop
 	before     snapshot
@@ -161,9 +167,18 @@ type upgradeCase struct {
 	counts     [3]int // StatefulSets, Deployments, generated Secrets
 }
 
-func (c *upgradeCase) name() string { return string(c.env) + "/" + c.fieldManager }
+func (c *upgradeCase) name() string { return string(c.env) + "/" + c.fieldManager + c.suffix() }
 
-func (c *upgradeCase) namespace() string { return "upgrade-" + string(c.env) + "-" + c.fieldManager }
+func (c *upgradeCase) namespace() string {
+	return "upgrade-" + string(c.env) + "-" + c.fieldManager + c.suffix()
+}
+
+func (c *upgradeCase) suffix() string {
+	if c.preTLS {
+		return "-pre-tls"
+	}
+	return ""
+}
 
 // setUp creates the Shop and its children as the previous version left them.
 func (c *upgradeCase) setUp(t *testing.T) {
@@ -178,8 +193,13 @@ func (c *upgradeCase) setUp(t *testing.T) {
 	if err := env.Client.Create(ctx, c.shop); err != nil {
 		t.Fatal(err)
 	}
-	renderOld(t, c.shop, c.fieldManager)
+	renderOld(t, c.shop, c.fieldManager, c.preTLS)
 	c.before = take(t, c.namespace())
+	// Each managed database: no TLS Secret, StatefulSet without the TLS
+	// args and config checksum, its service without verify-full.
+	if problems := tlsProblems(ctx, c.namespace()); c.preTLS && len(problems) != 4*len(managedDatabases) {
+		t.Fatalf("the old render is not pre-TLS: %d differences from the TLS shape, want %d:\n%s", len(problems), 4*len(managedDatabases), strings.Join(problems, "\n"))
+	}
 
 	// What the new operator wants, to know when it is done.
 	want, err := engine.Desired(rendertest.InputFor(c.shop, render.AllAPIs))
@@ -254,6 +274,9 @@ func (c *upgradeCase) check(t *testing.T) {
 		}
 	}
 	t.Logf("upgraded %d Deployments in place; kept %d StatefulSets and %d generated Secrets", c.counts[1], c.counts[0], c.counts[2])
+	if c.preTLS {
+		c.checkTLSAdded(t)
+	}
 }
 
 func TestUpgradeKeepsDataBearingObjects(t *testing.T) {
@@ -261,7 +284,8 @@ func TestUpgradeKeepsDataBearingObjects(t *testing.T) {
 	for _, e := range rendertest.Environments {
 		cases = append(cases, &upgradeCase{env: e, fieldManager: render.ManagedBy})
 	}
-	cases = append(cases, &upgradeCase{env: shopv1.Production, fieldManager: "shop-operator-old"})
+	cases = append(cases, &upgradeCase{env: shopv1.Production, fieldManager: "shop-operator-old"},
+		&upgradeCase{env: shopv1.Production, fieldManager: render.ManagedBy, preTLS: true})
 	for _, c := range cases {
 		t.Run(c.name()+"/previous version", c.setUp)
 	}
