@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
 	"os"
 	"strconv"
 	"strings"
@@ -93,16 +94,43 @@ func newServerTelemetry() *serverTelemetry {
 // start extracts the caller's trace context and starts the server span,
 // named after the method until the mux has chosen a route (semantic
 // conventions: never after the raw path, whose cardinality is unbounded).
+// Its attributes are all set in end, and only when the span records: the
+// conventions ask for some at creation so that samplers can read them, but
+// no sampler samplerFromEnv builds reads attributes, and passing them costs
+// three allocations on every request, sampled or not.
 func (st *serverTelemetry) start(r *http.Request) (context.Context, trace.Span) {
-	ctx := st.propagators.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	host, port := splitHostPort(r.Host)
-	attrs := make([]attribute.KeyValue, 0, 5)
-	attrs = append(attrs, methodAttr(r.Method), schemeAttr(r), semconv.URLPath(r.URL.Path), semconv.ServerAddress(host))
-	if p := requiredPort(r.TLS != nil, port); p > 0 {
-		attrs = append(attrs, semconv.ServerPort(p))
-	}
-	return st.tracer.Start(ctx, spanMethod(r.Method), trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
+	ctx := st.propagators.Extract(r.Context(), canonicalCarrier(r.Header))
+	return st.tracer.Start(ctx, spanMethod(r.Method), serverKind)
 }
+
+var serverKind = trace.WithSpanKind(trace.SpanKindServer)
+
+// canonicalCarrier reads the W3C headers by their canonical keys:
+// http.Header.Get would canonicalise "traceparent", "tracestate" and
+// "baggage" into a new string on every request.
+type canonicalCarrier http.Header
+
+func canonicalKey(key string) string {
+	switch key {
+	case "traceparent":
+		return "Traceparent"
+	case "tracestate":
+		return "Tracestate"
+	case "baggage":
+		return "Baggage"
+	}
+	return textproto.CanonicalMIMEHeaderKey(key)
+}
+
+func (c canonicalCarrier) Get(key string) string {
+	if v := c[canonicalKey(key)]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+func (c canonicalCarrier) Values(key string) []string { return c[canonicalKey(key)] }
+func (c canonicalCarrier) Set(key, value string)      { http.Header(c).Set(key, value) }
+func (c canonicalCarrier) Keys() []string             { return propagation.HeaderCarrier(c).Keys() }
 
 // end completes the span (only when it records) and records the RED
 // histograms; r is the request the mux saw (r.Pattern set), w the writer
@@ -113,7 +141,12 @@ func (st *serverTelemetry) end(ctx context.Context, span trace.Span, r *http.Req
 		if route != "" {
 			span.SetName(spanMethod(r.Method) + " " + route)
 		}
-		attrs := make([]attribute.KeyValue, 0, 8)
+		host, port := splitHostPort(r.Host)
+		attrs := make([]attribute.KeyValue, 0, 16)
+		attrs = append(attrs, methodAttr(r.Method), schemeAttr(r), semconv.URLPath(r.URL.Path), semconv.ServerAddress(host))
+		if p := requiredPort(r.TLS != nil, port); p > 0 {
+			attrs = append(attrs, semconv.ServerPort(p))
+		}
 		attrs = append(attrs, semconv.HTTPResponseStatusCode(w.status))
 		if route != "" {
 			attrs = append(attrs, semconv.HTTPRoute(route))
