@@ -252,7 +252,11 @@ type BackupS3Spec struct {
 // ExternalDatabase reads the connection of an existing Postgres from a Secret.
 type ExternalDatabase struct {
 	// SecretName of a Secret in the Shop's namespace with the keys
-	// host, port, dbname, user and password (sslmode optional).
+	// host, port, dbname, user and password. Optional: sslmode (libpq's
+	// sslmode; verify-full is the sensible choice), and ca.crt, the PEM CA
+	// the server's certificate is verified with (the services trust it as
+	// their default root certificate; without it they verify with the
+	// image's system CAs, and sslmode require does not verify at all).
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	SecretName string `json:"secretName"`
