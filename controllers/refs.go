@@ -2,6 +2,7 @@ package controllers
 
 import (
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
+	"github.com/shopplatform/shop-operator/internal/builders/backups"
 	"github.com/shopplatform/shop-operator/internal/builders/collector"
 	"github.com/shopplatform/shop-operator/internal/builders/monitoring"
 	"github.com/shopplatform/shop-operator/internal/render"
@@ -30,6 +31,12 @@ func secretRefs(in render.Input) []secretRef {
 	}
 	for _, r := range collector.SecretRefs(in) {
 		refs = append(refs, secretRef{Name: r.Name, Keys: []string{r.Key}, For: exporterFor(r.For)})
+	}
+	// A missing bucket Secret fails only the upload step of the backups (the
+	// dump still lands on the volume), so like an exporter's it does not hold
+	// the Shop back: ReferencesResolved says what is missing.
+	for _, r := range backups.SecretRefs(in) {
+		refs = append(refs, secretRef{Name: r.Name, Keys: r.Keys, For: r.For})
 	}
 	for _, r := range monitoring.SecretRefs(in) {
 		refs = append(refs, secretRef{Name: r.Name, Keys: []string{r.Key}, For: "alert routing"})

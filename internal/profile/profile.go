@@ -73,6 +73,7 @@ type size struct {
 	dbCPU, dbMemory            string
 	dbStorage                  string
 	dbEphemeral                bool
+	backups                    bool // on by default; schedule and retain apply when a Shop turns them on
 	backupSchedule             string
 	backupRetain               int32
 	sampling                   int32
@@ -92,7 +93,7 @@ func development() Resolved {
 	return build(shopv1.Development, size{
 		frontendReplicas: 1, replicas: 1, logLevel: "debug",
 		cpu: "50m", memory: "64Mi", dbCPU: "50m", dbMemory: "128Mi",
-		dbStorage: "1Gi", dbEphemeral: true,
+		dbStorage: "1Gi", dbEphemeral: true, backupSchedule: "0 3 * * *", backupRetain: 3,
 		sampling: 100, collectorReplicas: 1, mtls: "PERMISSIVE",
 		backends: shopv1.BackendDeploy, jaegerStorage: "memory", lokiRetention: 24 * time.Hour,
 		scrapeInterval: "30s", availability: "99", latencyGoal: "95",
@@ -103,7 +104,7 @@ func testing() Resolved {
 	return build(shopv1.Testing, size{
 		frontendReplicas: 1, replicas: 1, logLevel: "info",
 		cpu: "50m", memory: "64Mi", dbCPU: "100m", dbMemory: "256Mi",
-		dbStorage: "2Gi", backupSchedule: "0 3 * * *", backupRetain: 7,
+		dbStorage: "2Gi", backups: true, backupSchedule: "0 3 * * *", backupRetain: 7,
 		sampling: 100, collectorReplicas: 1, mtls: "STRICT",
 		backends: shopv1.BackendDeploy, jaegerStorage: "badger", lokiRetention: 72 * time.Hour,
 		scrapeInterval: "30s", rules: true, routing: true, availability: "99.5", latencyGoal: "99",
@@ -115,7 +116,7 @@ func production() Resolved {
 	r := build(shopv1.Production, size{
 		frontendReplicas: 3, replicas: 2, autoscaling: true, logLevel: "info",
 		cpu: "100m", memory: "128Mi", dbCPU: "250m", dbMemory: "512Mi",
-		dbStorage: "20Gi", backupSchedule: "0 * * * *", backupRetain: 48,
+		dbStorage: "20Gi", backups: true, backupSchedule: "0 * * * *", backupRetain: 48,
 		sampling: 10, tailSampling: true, collectorReplicas: 2, mtls: "STRICT",
 		backends: shopv1.BackendExternal, lokiRetention: 168 * time.Hour,
 		scrapeInterval: "15s", rules: true, routing: true, availability: "99.9", latencyGoal: "99",
@@ -140,10 +141,11 @@ func build(env shopv1.Environment, s size) Resolved {
 		return w
 	}
 	db := func() shopv1.DatabaseSpec {
-		backup := &shopv1.BackupSpec{Enabled: ptr.To(s.backupSchedule != "")}
-		if s.backupSchedule != "" {
-			backup.Schedule, backup.Retain = s.backupSchedule, ptr.To(s.backupRetain)
-			backup.StorageSize = ptr.To(resource.MustParse(s.dbStorage))
+		backup := &shopv1.BackupSpec{
+			Enabled:     ptr.To(s.backups),
+			Schedule:    s.backupSchedule,
+			Retain:      ptr.To(s.backupRetain),
+			StorageSize: ptr.To(resource.MustParse(s.dbStorage)),
 		}
 		return shopv1.DatabaseSpec{Managed: &shopv1.ManagedDatabase{
 			Version:     "16",
