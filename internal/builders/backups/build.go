@@ -44,7 +44,7 @@ func Build(in render.Input) ([]client.Object, error) {
 			return nil, fmt.Errorf("databases.%s.managed.backup.schedule: %w", svc, err)
 		}
 		out = append(out, claim(in, svc, m), cronJob(in, svc, m))
-		scheduled = append(scheduled, scheduledDB{svc, period})
+		scheduled = append(scheduled, scheduledDB{svc: svc, period: period, upload: uploadTo(m) != nil})
 	}
 	if rule := prometheusRule(in, scheduled); rule != nil {
 		out = append(out, rule)

@@ -63,7 +63,9 @@ func TestPromtoolCheckRules(t *testing.T) {
 	for _, e := range []shopv1.Environment{shopv1.Testing, shopv1.Production} {
 		t.Run(string(e), func(t *testing.T) {
 			dir := t.TempDir()
-			writeRules(t, dir, rule(t, shopv1.ShopSpec{Environment: e}))
+			// With an upload, so that every alert's annotations are checked.
+			orders := shopv1.DatabaseSpec{Managed: &shopv1.ManagedDatabase{Backup: &shopv1.BackupSpec{S3: &shopv1.BackupS3Spec{SecretName: "bucket"}}}}
+			writeRules(t, dir, rule(t, shopv1.ShopSpec{Environment: e, Databases: shopv1.Databases{Orders: orders}}))
 			promtool(t, dir, "check", "rules", "rules.yaml")
 		})
 	}
@@ -73,7 +75,11 @@ func TestPromtoolCheckRules(t *testing.T) {
 // (testdata/rules_test.yaml). Annotations are dropped: promtool compares
 // them verbatim, and check rules validates their templates.
 func TestPromtoolTestRules(t *testing.T) {
-	r := rule(t, shopv1.ShopSpec{Environment: shopv1.Production})
+	// auth and orders also upload to a bucket (ShopBackupUploadFailing).
+	upload := func() shopv1.DatabaseSpec {
+		return shopv1.DatabaseSpec{Managed: &shopv1.ManagedDatabase{Backup: &shopv1.BackupSpec{S3: &shopv1.BackupS3Spec{SecretName: "bucket"}}}}
+	}
+	r := rule(t, shopv1.ShopSpec{Environment: shopv1.Production, Databases: shopv1.Databases{Auth: upload(), Orders: upload()}})
 	for g := range r.Spec.Groups {
 		for i := range r.Spec.Groups[g].Rules {
 			r.Spec.Groups[g].Rules[i].Annotations = nil

@@ -18,12 +18,21 @@ import (
 // schedule periods. Runbook: docs/runbooks/ShopBackupMissing.md.
 const AlertBackupMissing = "ShopBackupMissing"
 
+// AlertBackupUploadFailing fires when the dumps succeed but the backup Jobs
+// (dump, then upload to the bucket) do not: the off-site copies fall behind.
+// Runbook: docs/runbooks/ShopBackupUploadFailing.md.
+const AlertBackupUploadFailing = "ShopBackupUploadFailing"
+
 // runbookBaseURL matches the monitoring builder's runbook links.
 const runbookBaseURL = "https://github.com/shopplatform/shop-operator/blob/main/docs/runbooks/"
 
 // KubeCronJobCreated is kube-state-metrics' creation time of a CronJob: the
 // alert waits two periods after the CronJob appeared before it may fire.
 const KubeCronJobCreated = "kube_cronjob_created"
+
+// KubeCronJobLastSuccessful is kube-state-metrics' completion time of the
+// CronJob's last successful Job (absent until one succeeds).
+const KubeCronJobLastSuccessful = "kube_cronjob_status_last_successful_time"
 
 // alertFor is how long the alert condition must hold: slack for a backup
 // that is still running when its window closes.
@@ -32,6 +41,7 @@ const alertFor = "15m"
 type scheduledDB struct {
 	svc    string
 	period time.Duration
+	upload bool // the Jobs also upload to a bucket
 }
 
 // Period is the longest gap between two consecutive runs of a cron schedule
@@ -72,6 +82,9 @@ func prometheusRule(in render.Input, dbs []scheduledDB) *monitoringv1.Prometheus
 	var rules []monitoringv1.Rule
 	for _, db := range dbs {
 		rules = append(rules, missingAlert(in, db))
+		if db.upload {
+			rules = append(rules, uploadFailingAlert(in, db))
+		}
 	}
 	meta := in.ObjectMeta(in.Name("backups"), "backups")
 	meta.Labels = render.WithLabels(meta.Labels, prom.SelectorLabels)
@@ -108,6 +121,41 @@ and on (namespace)
 			"description": fmt.Sprintf("CronJob %s runs at least every %s but has not reported a successful pg_dump of database %s of shop %s for %s.",
 				CronJobName(in, db.svc), model.Duration(db.period), db.svc, in.Shop.Name, window),
 			"runbook_url": runbookBaseURL + AlertBackupMissing + ".md",
+		},
+	}
+}
+
+// uploadFailingAlert: a dump was reported within two periods (so
+// ShopBackupMissing is quiet), yet no Job of the CronJob completed in that
+// time (kube-state-metrics), once the CronJob is that old. A Job completes
+// only when the upload after the dump succeeds, so this is the upload.
+func uploadFailingAlert(in render.Input, db scheduledDB) monitoringv1.Rule {
+	window := model.Duration(2 * db.period).String()
+	seconds := int64((2 * db.period).Seconds())
+	cronJob := CronJobName(in, db.svc)
+	expr := fmt.Sprintf(`max by (namespace) (max_over_time(%s{namespace=%q, shop=%q, database=%q}[%s]))
+and on (namespace)
+(time() - max by (namespace) (%s{namespace=%q, cronjob=%q}) > %d)
+unless on (namespace)
+(time() - max by (namespace) (%s{namespace=%q, cronjob=%q}) <= %d)`,
+		MetricLastSuccess, in.Shop.Namespace, in.Shop.Name, db.svc, window,
+		KubeCronJobCreated, in.Shop.Namespace, cronJob, seconds,
+		KubeCronJobLastSuccessful, in.Shop.Namespace, cronJob, seconds)
+	return monitoringv1.Rule{
+		Alert: AlertBackupUploadFailing,
+		Expr:  intstr.FromString(expr),
+		For:   ptr.To(monitoringv1.Duration(alertFor)),
+		Labels: map[string]string{
+			"severity": "warning", // the dumps on the volume are current; the off-site copies are not
+			"shop":     in.Shop.Name,
+			"service":  db.svc,
+			"database": db.svc,
+		},
+		Annotations: map[string]string{
+			"summary": "Backups of the " + db.svc + " database are not reaching the bucket",
+			"description": fmt.Sprintf("pg_dump of database %s of shop %s succeeds, but no Job of CronJob %s completed in %s: the upload to the S3 bucket fails.",
+				db.svc, in.Shop.Name, cronJob, window),
+			"runbook_url": runbookBaseURL + AlertBackupUploadFailing + ".md",
 		},
 	}
 }
