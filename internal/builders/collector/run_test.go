@@ -87,12 +87,13 @@ func eventually(t *testing.T, bound time.Duration, what string, cond func() bool
 	t.Fatalf("after %s: %s", bound, what)
 }
 
-// loopbackCollector is a running collector and its OTLP/HTTP address.
-type loopbackCollector struct{ otlpHTTP, prometheus string }
+// loopbackCollector is a running collector and its OTLP/HTTP, prometheus
+// exporter and own telemetry (otelcol_*) addresses.
+type loopbackCollector struct{ otlpHTTP, prometheus, telemetry string }
 
-// runCollector starts the collector on cfg, moved to loopback: receivers
-// and the prometheus exporter on free ports, every OTLP exporter sending
-// OTLP/JSON to sink.
+// runCollector starts the collector on cfg, moved to loopback: receivers,
+// the prometheus exporter and its own telemetry on free ports, every OTLP
+// exporter sending OTLP/JSON to sink.
 // keep maps exporter IDs to leave as rendered except for their endpoint.
 func runCollector(t *testing.T, bin string, cfg map[string]any, sink string, keep map[string]string) loopbackCollector {
 	t.Helper()
@@ -108,8 +109,7 @@ func runCollector(t *testing.T, bin string, cfg map[string]any, sink string, kee
 	}
 	set(fmt.Sprintf("127.0.0.1:%d", freePort(t)), "receivers", "otlp", "protocols", "grpc", "endpoint")
 	set(map[string]any{"endpoint": lc.otlpHTTP}, "receivers", "otlp", "protocols", "http")
-	// The collector's own metrics are not needed here: no second listener.
-	set(map[string]any{"level": "none"}, "service", "telemetry", "metrics")
+	lc.telemetry = moveTelemetry(t, cfg)
 	ex := cfg["exporters"].(map[string]any)
 	for _, id := range componentIDs(ex) {
 		switch {
