@@ -9,10 +9,14 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/relabel"
 	"github.com/prometheus/prometheus/model/textparse"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
@@ -20,6 +24,7 @@ import (
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
 	"github.com/shopplatform/shop-operator/internal/builders/collector"
 	"github.com/shopplatform/shop-operator/internal/builders/monitoring"
+	"github.com/shopplatform/shop-operator/internal/render/rendertest"
 )
 
 // The collector's own metric names (monitoring.Metrics(), FromCollector) are
@@ -43,6 +48,9 @@ var producedBy = map[string][]string{
 	"otelcol_processor_outgoing_items":         {"processor", "otel_signal"},
 	"otelcol_exporter_queue_size":              {"exporter"},
 	"otelcol_exporter_queue_capacity":          {"exporter"},
+	// The sampler tier only (TestTelemetryNamesSampler).
+	monitoring.TailSamplingTraces:       {"sampled"},
+	monitoring.TailSamplingPolicyTraces: {"policy", "sampled"},
 }
 
 // notProduced are the FromCollector names this run cannot produce without
@@ -58,12 +66,8 @@ var notProduced = map[string]string{
 	"otelcol_exporter_send_failed_metric_points": "the prometheus exporter cannot fail to send",
 }
 
-// dialect is how a Prometheus scrapes: its Accept header, and the label
-// names it is known to store differently from what rules and dashboards use.
-type dialect struct {
-	name, accept string
-	labelGaps    map[string]string // label the queries use -> why it is missing in this dialect
-}
+// dialect is how a Prometheus scrapes: its Accept header.
+type dialect struct{ name, accept string }
 
 // dialects: Prometheus 3 with its defaults (config.DefaultScrapeProtocols,
 // OpenMetrics first, metric_name_validation_scheme utf8, hence escaping
@@ -79,13 +83,6 @@ var dialects = []dialect{
 			"application/openmetrics-text;version=0.0.1;q=0.4," +
 			"text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3," +
 			"text/plain;version=0.0.4;q=0.2,*/*;q=0.1",
-		labelGaps: map[string]string{
-			// Known and not fixed here (dashboards.go and servicemonitors.go
-			// are not this test's): the collector's processorhelper attribute
-			// is otel.signal, which a UTF-8 Prometheus stores as is; the
-			// collector v0.161 config has no translation_strategy to escape it.
-			"otel_signal": `stored as "otel.signal" by a UTF-8 Prometheus: dashboards.go's "by (processor, otel_signal)" needs "otel.signal" or a labelmap relabelling on the collector's ServiceMonitor`,
-		},
 	},
 	{
 		name: "legacy-names",
@@ -148,7 +145,7 @@ func TestTelemetryNames(t *testing.T) {
 			t.Errorf("%s{%s=%q} is not positive", want.name, want.label, want.value)
 		}
 	}
-	checkDialects(t, lc.telemetry, producedBy)
+	checkDialects(t, lc.telemetry, withoutPrefix(producedBy, "otelcol_processor_tail_sampling_"))
 }
 
 // TestTelemetryNamesSampler: the production sampler tier (<shop>-sampler)
@@ -179,12 +176,29 @@ func TestTelemetryNamesSampler(t *testing.T) {
 		t.Error("otelcol_receiver_accepted_spans{receiver=\"otlp\"} is not positive")
 	}
 	// tail_sampling is not built on processorhelper: it reports no
-	// processor_incoming/outgoing_items, so the dashboard's "filtered or
-	// sampled away" panel cannot show what sampling drops.
+	// processor_incoming/outgoing_items; the dashboard shows its decisions
+	// from its own counters instead (checked with the other names below).
 	if s.value("otelcol_processor_incoming_items", "processor", "tail_sampling") > 0 {
 		t.Log("tail_sampling reports otelcol_processor_incoming_items now: the dashboard panel shows sampling")
 	}
+	if s.value(monitoring.TailSamplingTraces, "sampled", "true") <= 0 {
+		t.Errorf("%s{sampled=\"true\"} is not positive", monitoring.TailSamplingTraces)
+	}
+	if s.value(monitoring.TailSamplingPolicyTraces, "policy", "errors") <= 0 {
+		t.Errorf("%s{policy=\"errors\"} is not positive", monitoring.TailSamplingPolicyTraces)
+	}
 	checkDialects(t, lc.telemetry, withoutSignals(producedBy, "metric_points", "log_records"))
+}
+
+// withoutPrefix leaves out the names a run does not produce.
+func withoutPrefix(names map[string][]string, prefix string) map[string][]string {
+	out := map[string][]string{}
+	for n, ls := range names {
+		if !strings.HasPrefix(n, prefix) {
+			out[n] = ls
+		}
+	}
+	return out
 }
 
 // withoutSignals leaves out the names of signals a run does not carry.
@@ -260,18 +274,16 @@ func checkNames(t *testing.T, s scrape, produced map[string][]string) {
 			continue
 		}
 		for _, l := range wantLabels {
-			has := func(l string) bool {
-				return slices.ContainsFunc(series, func(ls labels.Labels) bool { return ls.Get(l) != "" })
-			}
-			gap, known := s.dialect.labelGaps[l]
-			switch {
-			case has(l) && known:
-				t.Errorf("%s: %s has label %s now: remove it from the dialect's labelGaps", s.dialect.name, name, l)
-			case has(l):
-			case known && has(strings.ReplaceAll(l, "_", ".")):
-				t.Logf("%s: known gap: %s{%s}: %s", s.dialect.name, name, l, gap)
-			default:
+			if !slices.ContainsFunc(series, func(ls labels.Labels) bool { return ls.Get(l) != "" }) {
 				t.Errorf("%s: %s has no %s label (rules and dashboards select on it): %v", s.dialect.name, name, l, series)
+			}
+		}
+		// The dotted form of a label the queries use (kept as such by a
+		// UTF-8 Prometheus) must be gone after the ServiceMonitor's relabelling.
+		for _, l := range wantLabels {
+			dotted := strings.ReplaceAll(l, "_", ".")
+			if dotted != l && slices.ContainsFunc(series, func(ls labels.Labels) bool { return ls.Has(dotted) }) {
+				t.Errorf("%s: %s keeps the label %q besides %s after the ServiceMonitor's relabelling", s.dialect.name, name, dotted, l)
 			}
 		}
 	}
@@ -290,7 +302,8 @@ func sameMetric(a, b string) bool {
 }
 
 // scrape is one scrape of the collector's telemetry, as Prometheus would
-// store it: series labels by metric name.
+// store it: series labels by metric name, after the rendered ServiceMonitor's
+// metricRelabelings.
 type scrape struct {
 	dialect           dialect
 	contentType, body string
@@ -328,6 +341,10 @@ func scrapeTelemetry(t *testing.T, addr string, d dialect) scrape {
 	}
 	req.Header.Set("Accept", d.accept)
 	s := scrape{dialect: d, series: map[string][]labels.Labels{}, values: map[string][]float64{}}
+	relabelings, err := telemetryRelabelings()
+	if err != nil {
+		t.Fatal(err)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return s // not up yet: the caller polls
@@ -355,6 +372,11 @@ func scrapeTelemetry(t *testing.T, addr string, d dialect) scrape {
 		}
 		var ls labels.Labels
 		p.Labels(&ls)
+		lb := labels.NewBuilder(ls)
+		if !relabel.ProcessBuilder(lb, relabelings...) {
+			continue
+		}
+		ls = lb.Labels()
 		_, _, v := p.Series()
 		name := ls.Get(labels.MetricName)
 		s.series[name] = append(s.series[name], ls)
@@ -392,4 +414,68 @@ func keysOf(m map[string][]string) map[string]string {
 		out[k] = ""
 	}
 	return out
+}
+
+// telemetryRelabelings are the metricRelabelings of the rendered
+// ServiceMonitor endpoint that scrapes the collector's own telemetry, as
+// Prometheus's relabel configs (with Prometheus's defaults, validated for
+// UTF-8 names as Prometheus 3 does).
+var telemetryRelabelings = sync.OnceValues(func() ([]*relabel.Config, error) {
+	in := rendertest.Input(shopv1.ShopSpec{Environment: shopv1.Production})
+	objs, err := monitoring.Build(in)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range objs {
+		sm, ok := o.(*monitoringv1.ServiceMonitor)
+		if !ok || sm.Name != in.Name("collector") {
+			continue
+		}
+		for _, ep := range sm.Spec.Endpoints {
+			if ep.Port != monitoring.CollectorMonitoringPort {
+				continue
+			}
+			var out []*relabel.Config
+			for _, r := range ep.MetricRelabelConfigs {
+				c, err := promRelabelConfig(r)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, c)
+			}
+			return out, nil
+		}
+	}
+	return nil, fmt.Errorf("no ServiceMonitor %s with a %s endpoint rendered", in.Name("collector"), monitoring.CollectorMonitoringPort)
+})
+
+// promRelabelConfig converts a prometheus-operator relabelling into
+// Prometheus's own, the way the operator writes it into the scrape config:
+// unset fields keep Prometheus's defaults.
+func promRelabelConfig(r monitoringv1.RelabelConfig) (*relabel.Config, error) {
+	c := relabel.DefaultRelabelConfig
+	for _, l := range r.SourceLabels {
+		c.SourceLabels = append(c.SourceLabels, model.LabelName(l))
+	}
+	if r.Separator != nil {
+		c.Separator = *r.Separator
+	}
+	if r.Regex != "" {
+		re, err := relabel.NewRegexp(r.Regex)
+		if err != nil {
+			return nil, err
+		}
+		c.Regex = re
+	}
+	if r.Replacement != nil {
+		c.Replacement = *r.Replacement
+	}
+	if r.Modulus > 0 {
+		c.Modulus = uint64(r.Modulus)
+	}
+	c.TargetLabel = r.TargetLabel
+	if r.Action != "" {
+		c.Action = relabel.Action(strings.ToLower(r.Action))
+	}
+	return &c, c.Validate(model.UTF8Validation)
 }

@@ -170,7 +170,12 @@ func collector(b *builder) *dashboard.DashboardBuilder {
 			b.s(""), b.s("")), "{{exporter}}"})).
 		WithPanel(graph("Items filtered or sampled away by processors", "short", q{fmt.Sprintf(
 			"sum by (processor, otel_signal) (rate(otelcol_processor_incoming_items%s[%s]))\n-\nsum by (processor, otel_signal) (rate(otelcol_processor_outgoing_items%s[%s]))",
-			b.s(""), rate, b.s(""), rate), "{{processor}} {{otel_signal}}"}))
+			b.s(""), rate, b.s(""), rate), "{{processor}} {{otel_signal}}"})).
+		// tail_sampling reports no items in and out (above): its decisions,
+		// from the sampler tier; empty without tail sampling.
+		WithPanel(graph("Traces kept and dropped by tail sampling", "short",
+			q{b.sumRate(monitoring.TailSamplingTraces, "sampled", ""), "all policies sampled={{sampled}}"},
+			q{b.sumRate(monitoring.TailSamplingPolicyTraces, "policy, sampled", ""), "{{policy}} sampled={{sampled}}"}))
 }
 
 // debug (development): logs from Loki filtered by trace ID, latency with

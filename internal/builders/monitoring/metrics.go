@@ -57,6 +57,15 @@ const (
 	SyntheticLastSuccessTimestamp = "shop_synthetic_last_success_timestamp_seconds"
 )
 
+// The tail_sampling processor's own counters (it is not built on
+// processorhelper, so it reports no otelcol_processor_incoming/outgoing_items):
+// traces decided, with label sampled ("true", "false"), overall and per policy
+// (label policy). Names as the collector v0.161 serves them.
+const (
+	TailSamplingTraces       = "otelcol_processor_tail_sampling_global_count_traces_sampled"
+	TailSamplingPolicyTraces = "otelcol_processor_tail_sampling_count_traces_sampled"
+)
+
 // PaymentFailedOutcomes is the regular expression of the payment outcomes
 // that count as failures: the provider's, not the customer's (succeeded,
 // card_declined and insufficient_funds are normal business).
@@ -114,5 +123,7 @@ func Metrics() map[string]Source {
 	m["otelcol_processor_outgoing_items"] = FromCollector
 	m["otelcol_exporter_queue_size"] = FromCollector
 	m["otelcol_exporter_queue_capacity"] = FromCollector
+	m[TailSamplingTraces] = FromCollector
+	m[TailSamplingPolicyTraces] = FromCollector
 	return m
 }

@@ -53,8 +53,9 @@ func serviceMonitors(in render.Input) []client.Object {
 	// own job and instance, from service.namespace and service.name).
 	pipeline := endpoint(in, CollectorPrometheusPort, "/metrics", static("service", "collector"))
 	pipeline.HonorLabels = true
-	out = append(out, serviceMonitor(in, in.Name("collector"), collector, pipeline,
-		endpoint(in, CollectorMonitoringPort, "/metrics", static("service", "collector"))))
+	own := endpoint(in, CollectorMonitoringPort, "/metrics", static("service", "collector"))
+	own.MetricRelabelConfigs = CollectorSignalRelabelings()
+	out = append(out, serviceMonitor(in, in.Name("collector"), collector, pipeline, own))
 
 	// One monitor for the databases: keep only the Shop's database Services and
 	// name the service that owns each one, so a database alert inhibits that
@@ -95,4 +96,15 @@ func endpoint(in render.Input, port, path string, extra ...monitoringv1.RelabelC
 // static sets a target label to a fixed value.
 func static(label, value string) monitoringv1.RelabelConfig {
 	return monitoringv1.RelabelConfig{Action: "replace", TargetLabel: label, Replacement: ptr.To(value)}
+}
+
+// CollectorSignalRelabelings rename the collector's otel.signal label (on
+// otelcol_processor_* series) to otel_signal, the name rules and dashboards
+// use: a Prometheus 3 with UTF-8 names stores it as otel.signal, a
+// legacy-names Prometheus already receives otel_signal (then both are no-ops).
+func CollectorSignalRelabelings() []monitoringv1.RelabelConfig {
+	return []monitoringv1.RelabelConfig{
+		{Action: "labelmap", Regex: `otel\.signal`, Replacement: ptr.To("otel_signal")},
+		{Action: "labeldrop", Regex: `otel\.signal`},
+	}
 }
