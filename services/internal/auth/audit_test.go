@@ -1,16 +1,11 @@
 package auth
 
 import (
-	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
-	"log/slog"
-	"regexp"
-	"sync"
 	"testing"
 
-	"github.com/shopplatform/shop-operator/services/internal/platform"
+	"github.com/shopplatform/shop-operator/services/internal/audittest"
 )
 
 // TestAuditRecords drives every audited auth event over HTTP with the
@@ -19,7 +14,7 @@ import (
 // request's trace id, and nothing secret.
 func TestAuditRecords(t *testing.T) {
 	e := newEnv(t)
-	records := captureAudit(t)
+	records := audittest.Capture(t, "auth")
 	u := e.register("eve@example.com", "password1")
 	tk := e.login("eve@example.com", "password1")
 	for i := 0; i < MaxFailures; i++ {
@@ -49,19 +44,11 @@ func TestAuditRecords(t *testing.T) {
 		"token_refused GET /api/auth/me refused anonymous invalid_token":                           false,
 		"token_refused PUT /api/auth/admin/users/" + u.ID + "/role refused " + u.ID + " forbidden": false,
 	}
-	hexID := regexp.MustCompile(`^[0-9a-f]{32}$`)
 	for _, rec := range records() {
 		if rec["actor"] == "bootstrap" {
 			continue // at start-up, outside any request: no trace
 		}
-		for _, f := range platform.AuditFields {
-			if s, _ := rec[f].(string); s == "" {
-				t.Errorf("audit record without %s: %v", f, rec)
-			}
-		}
-		if id, _ := rec["trace_id"].(string); !hexID.MatchString(id) || id == "00000000000000000000000000000000" {
-			t.Errorf("audit record with trace_id %q: %v", id, rec)
-		}
+		audittest.CheckFields(t, rec, true)
 		for _, secret := range []string{"password1", "wrong-one", tk.AccessToken, tk.RefreshToken, admin.AccessToken} {
 			if b, _ := json.Marshal(rec); bytes.Contains(b, []byte(secret)) {
 				t.Errorf("a secret in an audit record: %v", rec)
@@ -79,40 +66,5 @@ func TestAuditRecords(t *testing.T) {
 		if !seen {
 			t.Errorf("no audit record %q", k)
 		}
-	}
-}
-
-// captureAudit installs the services' telemetry with the log going to a
-// buffer and returns a function that reads the audit records logged so far.
-func captureAudit(t *testing.T) func() []map[string]any {
-	t.Helper()
-	cfg, err := platform.LoadConfig("auth")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var buf bytes.Buffer
-	prev := slog.Default()
-	tel, err := platform.SetupTelemetry(t.Context(), cfg, &platform.TelemetryOptions{LogOutput: lockedWriter{&mu, &buf}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = tel.Shutdown(context.Background())
-		slog.SetDefault(prev)
-	})
-	return func() []map[string]any {
-		mu.Lock()
-		defer mu.Unlock()
-		var out []map[string]any
-		sc := bufio.NewScanner(bytes.NewReader(buf.Bytes()))
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			var rec map[string]any
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["audit"] == true {
-				out = append(out, rec)
-			}
-		}
-		return out
 	}
 }

@@ -1,17 +1,9 @@
 package catalog
 
 import (
-	"bufio"
-	"bytes"
-	"context"
-	"encoding/json"
-	"io"
-	"log/slog"
-	"regexp"
-	"sync"
 	"testing"
 
-	"github.com/shopplatform/shop-operator/services/internal/platform"
+	"github.com/shopplatform/shop-operator/services/internal/audittest"
 )
 
 // TestAdminChangesAreAudited creates a product without a token and as a
@@ -20,7 +12,7 @@ import (
 // record with the common fields (platform.AuditFields), the user as actor, the
 // SKU (or the refused route) as target and the request's trace id.
 func TestAdminChangesAreAudited(t *testing.T) {
-	records := captureAudit(t)
+	records := audittest.Capture(t, "catalog")
 	e := newEnv(t)
 	body := map[string]any{"sku": "AUD-1", "name": "Audited", "description": "d", "price": "1.00", "currency": "EUR", "category": "books", "image_url": "/images/x.svg", "stock": 1}
 	e.expect("POST", "/api/catalog/products", "", body, 401, "missing_token")
@@ -34,21 +26,9 @@ func TestAdminChangesAreAudited(t *testing.T) {
 		"user-1 token_refused POST /api/catalog/products refused forbidden", "admin-1 product_create AUD-1 success", "admin-1 product_update AUD-1 success",
 		"admin-1 product_delete AUD-1 success", "admin-1 product_delete AUD-1 failure not_found"}
 	var got []string
-	hexID := regexp.MustCompile(`^[0-9a-f]{32}$`)
 	for _, rec := range records() {
-		for _, f := range platform.AuditFields {
-			if s, _ := rec[f].(string); s == "" {
-				t.Errorf("audit record without %s: %v", f, rec)
-			}
-		}
-		if id, _ := rec["trace_id"].(string); !hexID.MatchString(id) {
-			t.Errorf("audit record with trace_id %q: %v", id, rec)
-		}
-		key := rec["actor"].(string) + " " + rec["action"].(string) + " " + rec["target"].(string) + " " + rec["outcome"].(string)
-		if reason, ok := rec["reason"].(string); ok {
-			key += " " + reason
-		}
-		got = append(got, key)
+		audittest.CheckFields(t, rec, true)
+		got = append(got, audittest.Key(rec))
 	}
 	if len(got) != len(want) {
 		t.Fatalf("audit records %q, want %q", got, want)
@@ -58,53 +38,4 @@ func TestAdminChangesAreAudited(t *testing.T) {
 			t.Errorf("audit record %d = %q, want %q", i, got[i], want[i])
 		}
 	}
-}
-
-// captureAudit installs the services' telemetry with the log going to a
-// buffer and returns a function that reads the audit records logged so far.
-func captureAudit(t *testing.T) func() []map[string]any {
-	t.Helper()
-	cfg, err := platform.LoadConfig("catalog")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &syncBuffer{}
-	prev := slog.Default()
-	tel, err := platform.SetupTelemetry(t.Context(), cfg, &platform.TelemetryOptions{LogOutput: w})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = tel.Shutdown(context.Background())
-		slog.SetDefault(prev)
-	})
-	return func() []map[string]any {
-		var out []map[string]any
-		sc := bufio.NewScanner(w.reader())
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			var rec map[string]any
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["audit"] == true {
-				out = append(out, rec)
-			}
-		}
-		return out
-	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) reader() io.Reader {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return bytes.NewReader(bytes.Clone(b.buf.Bytes()))
 }

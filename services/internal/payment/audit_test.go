@@ -1,12 +1,11 @@
 package payment
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"testing"
 
-	"github.com/shopplatform/shop-operator/services/internal/platform"
+	"github.com/shopplatform/shop-operator/services/internal/audittest"
 )
 
 // TestRefundsAreAudited: every refund, made or refused, and every refused
@@ -33,22 +32,9 @@ func TestRefundsAreAudited(t *testing.T) {
 		logs := bytes.Clone(e.logs.Bytes())
 		e.mu.Unlock()
 		var got []string
-		sc := bufio.NewScanner(bytes.NewReader(logs))
-		for sc.Scan() {
-			var rec map[string]any
-			if json.Unmarshal(sc.Bytes(), &rec) != nil || rec["audit"] != true {
-				continue
-			}
-			for _, f := range platform.AuditFields {
-				if s, _ := rec[f].(string); s == "" && f != "trace_id" {
-					t.Errorf("audit record without %s: %v", f, rec)
-				}
-			}
-			key := rec["actor"].(string) + " " + rec["action"].(string) + " " + rec["target"].(string) + " " + rec["outcome"].(string)
-			if reason, ok := rec["reason"].(string); ok {
-				key += " " + reason
-			}
-			got = append(got, key)
+		for _, rec := range audittest.Records(logs) {
+			audittest.CheckFields(t, rec, false)
+			got = append(got, audittest.Key(rec))
 		}
 		if len(got) != len(want) {
 			t.Fatalf("audit records %q, want %q", got, want)
