@@ -14,6 +14,9 @@ type secretRef struct {
 	Name string
 	Keys []string
 	For  string // what needs it, for the condition message
+	// CA: the Secret may hold a ca.crt that pods trust (external databases);
+	// the controller passes it to the builders to roll them when it changes.
+	CA bool
 }
 
 // secretRefs lists every Secret the Shop references, as the builders that
@@ -26,7 +29,7 @@ func secretRefs(in render.Input) []secretRef {
 	}
 	for _, svc := range render.Databases {
 		if ext := dbs[svc].External; ext != nil {
-			refs = append(refs, secretRef{Name: ext.SecretName, Keys: secrets.ExternalDatabaseKeys, For: svc + " database"})
+			refs = append(refs, secretRef{Name: ext.SecretName, Keys: secrets.ExternalDatabaseKeys, For: svc + " database", CA: true})
 		}
 	}
 	for _, r := range collector.SecretRefs(in) {

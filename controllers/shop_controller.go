@@ -135,10 +135,11 @@ func (r *ShopReconciler) reconcile(ctx context.Context, shop *shopv1.Shop, st *s
 	}
 	st.dependencies(missingAPIs(in))
 
-	refsOK, err := r.checkReferences(ctx, in, st)
+	refsOK, cas, err := r.checkReferences(ctx, in, st)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	in.ExternalCAs = cas
 	st.exporters(in)
 	in = withoutUnreadyExporters(in, st.refProblems)
 
@@ -187,9 +188,11 @@ func (r *ShopReconciler) generatedSecrets(ctx context.Context, in render.Input) 
 }
 
 // checkReferences checks every Secret the Shop references and sets the
-// conditions that report them. It reports false when one is missing.
-func (r *ShopReconciler) checkReferences(ctx context.Context, in render.Input, st *status) (bool, error) {
+// conditions that report them. It reports false when one is missing, and
+// returns the ca.crt of the Secrets that may carry one (render.Input.ExternalCAs).
+func (r *ShopReconciler) checkReferences(ctx context.Context, in render.Input, st *status) (bool, map[string][]byte, error) {
 	var problems []string
+	cas := map[string][]byte{}
 	for _, ref := range secretRefs(in) {
 		sec := &corev1.Secret{}
 		err := r.Direct.Get(ctx, client.ObjectKey{Namespace: in.Shop.Namespace, Name: ref.Name}, sec)
@@ -197,17 +200,20 @@ func (r *ShopReconciler) checkReferences(ctx context.Context, in render.Input, s
 		case apierrors.IsNotFound(err):
 			problems = append(problems, fmt.Sprintf("%s: Secret %q not found", ref.For, ref.Name))
 		case err != nil:
-			return false, fmt.Errorf("reading Secret %s: %w", ref.Name, err)
+			return false, nil, fmt.Errorf("reading Secret %s: %w", ref.Name, err)
 		default:
 			for _, k := range ref.Keys {
 				if len(sec.Data[k]) == 0 {
 					problems = append(problems, fmt.Sprintf("%s: Secret %q has no key %q", ref.For, ref.Name, k))
 				}
 			}
+			if ca := sec.Data[secrets.CACertKey]; ref.CA && len(ca) > 0 {
+				cas[ref.Name] = ca
+			}
 		}
 	}
 	st.references(problems)
-	return len(problems) == 0, nil
+	return len(problems) == 0, cas, nil
 }
 
 // withoutUnreadyExporters switches off every exporter whose Secret is

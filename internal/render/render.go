@@ -25,6 +25,11 @@ type Input struct {
 	// keeps (see package secrets), by Secret name and key. Builders render
 	// those Secrets with exactly these values.
 	Generated map[string]map[string][]byte
+	// ExternalCAs holds the optional ca.crt of each external database's
+	// Secret, by Secret name, as the controller read it (absent: no CA).
+	// A CA is public; builders only hash it, so that a new one rolls the pods
+	// that trust it.
+	ExternalCAs map[string][]byte
 }
 
 // APIs lists the optional third-party APIs a builder may render objects of.

@@ -158,6 +158,13 @@ func secretsOf(svc string, signingKey, cookie *corev1.Secret, in render.Input) m
 		// The CA only: the pods read nothing else of the TLS Secret.
 		tls := secrets.DatabaseTLSSecretName(in, svc)
 		out[tls] = map[string][]byte{secrets.CACertKey: in.Generated[tls][secrets.CACertKey]}
+	} else if db := database(in.Spec.ShopSpec, svc); db != nil && db.External != nil {
+		// An external database's CA is read from a file once per connection
+		// pool: a new one must roll the pods. Without a CA nothing is added,
+		// so the checksum of Shops without one stays as it was.
+		if ca := in.ExternalCAs[db.External.SecretName]; len(ca) > 0 {
+			out[db.External.SecretName] = map[string][]byte{secrets.CACertKey: ca}
+		}
 	}
 	return out
 }

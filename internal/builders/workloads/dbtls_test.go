@@ -99,6 +99,39 @@ func TestExternalDatabaseCA(t *testing.T) {
 	}
 }
 
+// TestExternalDatabaseCARollsPods: the controller passes an external
+// database Secret's ca.crt (render.Input.ExternalCAs); a new CA changes only
+// that service's secrets checksum, and a Secret without one changes nothing,
+// so Shops without a CA keep their pods.
+func TestExternalDatabaseCARollsPods(t *testing.T) {
+	spec := shopv1.ShopSpec{}
+	spec.Databases.Catalog.External = &shopv1.ExternalDatabase{SecretName: "catalog-pg"}
+	sums := func(cas map[string][]byte) map[string]string {
+		in := rendertest.Input(spec)
+		in.ExternalCAs = cas
+		objs := build(t, in)
+		out := map[string]string{}
+		for _, svc := range render.Services {
+			out[svc], _, _ = unstructured.NestedString(find(objs, "Deployment", "demo-"+svc).Object,
+				"spec", "template", "metadata", "annotations", workloads.SecretsChecksumAnnotation)
+		}
+		return out
+	}
+	none, empty := sums(nil), sums(map[string][]byte{"catalog-pg": nil})
+	first, second := sums(map[string][]byte{"catalog-pg": []byte("ca one")}), sums(map[string][]byte{"catalog-pg": []byte("ca two")})
+	for _, svc := range render.Services {
+		if none[svc] != empty[svc] {
+			t.Errorf("%s: an empty ca.crt changed the checksum", svc)
+		}
+		if changed := first[svc] != second[svc]; changed != (svc == render.Catalog) {
+			t.Errorf("%s: secrets checksum changed = %v after the catalog database's CA changed", svc, changed)
+		}
+		if changed := none[svc] != first[svc]; changed != (svc == render.Catalog) {
+			t.Errorf("%s: secrets checksum changed = %v when the catalog database's CA appeared", svc, changed)
+		}
+	}
+}
+
 func mountPath(t *testing.T, d *unstructured.Unstructured, volume string) string {
 	t.Helper()
 	cs, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
