@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/shopplatform/shop-operator/internal/builders/backups"
+	"github.com/shopplatform/shop-operator/internal/pgtest"
 )
 
 // busyboxApplets are the tools the backup script calls besides pg_dump.
@@ -33,9 +34,9 @@ func TestBackupWithBusybox(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	pg := startPostgres(t)
-	pg.mustSQL(t, ctx, "postgres", "CREATE DATABASE orders")
-	pg.mustSQL(t, ctx, "orders", "CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 1000)")
+	pg := pgtest.Start(t, superuserPassword, nil)
+	pg.MustSQL(t, ctx, "postgres", "CREATE DATABASE orders")
+	pg.MustSQL(t, ctx, "orders", "CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 1000)")
 
 	pushes := make(chan []byte, 1)
 	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -55,7 +56,7 @@ func TestBackupWithBusybox(t *testing.T) {
 		t.Fatalf("the CronJob runs %s, not /bin/sh", argv[0])
 	}
 	cmd := exec.CommandContext(ctx, busybox, append([]string{"sh"}, argv[1:]...)...)
-	cmd.Env = append(pg.env("orders"), "PATH="+applets+":"+pg.bin,
+	cmd.Env = append(pg.Env("orders"), "PATH="+applets+":"+pg.Bin,
 		backups.EnvBackupDir+"="+dir, backups.EnvRetain+"=2", backups.EnvMetricsURL+"="+collector.URL+"/v1/metrics",
 		backups.EnvShop+"=demo", backups.EnvNamespace+"=shop")
 	out, err := cmd.CombinedOutput()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/shopplatform/shop-operator/internal/builders/backups"
+	"github.com/shopplatform/shop-operator/internal/pgtest"
 )
 
 // TestMetricsThroughCollector pushes a real backup's metrics into the real
@@ -28,9 +29,9 @@ func TestMetricsThroughCollector(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	pg := startPostgres(t)
-	pg.mustSQL(t, ctx, "postgres", "CREATE DATABASE orders")
-	pg.mustSQL(t, ctx, "orders", "CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 100)")
+	pg := pgtest.Start(t, superuserPassword, nil)
+	pg.MustSQL(t, ctx, "postgres", "CREATE DATABASE orders")
+	pg.MustSQL(t, ctx, "orders", "CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 100)")
 
 	otlpPort, promPort := freePort(t), freePort(t)
 	// The receiver and the exporter's settings of internal/builders/collector
@@ -66,7 +67,7 @@ service:
 		t.Fatalf("the collector did not start:\n%s", logs.String())
 	}
 
-	out := runBackup(t, ctx, pg.env("orders"), t.TempDir(), fmt.Sprintf("http://127.0.0.1:%d/v1/metrics", otlpPort), "3")
+	out := runBackup(t, ctx, pg.Env("orders"), t.TempDir(), fmt.Sprintf("http://127.0.0.1:%d/v1/metrics", otlpPort), "3")
 	if strings.Contains(out, "could not push") {
 		t.Fatalf("the collector refused the push:\n%s\n%s", out, logs.String())
 	}

@@ -83,3 +83,7 @@ func TestApplyRestoreJob(t *testing.T) {
 		})
 	}
 }
+
+// superuserPassword has quotes and a dollar sign, so that the backup's
+// command line and env prove they pass it through untouched.
+const superuserPassword = `s3cret "super" pa$$`

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/shopplatform/shop-operator/internal/builders/backups"
+	"github.com/shopplatform/shop-operator/internal/pgtest"
 	"github.com/shopplatform/shop-operator/internal/render"
 )
 
@@ -82,10 +83,10 @@ func TestBackupRestore(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	pg, in := startTLSDatabase(t)
-	pg.mustSQL(t, ctx, "postgres", "CREATE ROLE orders LOGIN NOSUPERUSER")
-	pg.mustSQL(t, ctx, "postgres", "CREATE DATABASE orders OWNER orders")
-	pg.mustSQL(t, ctx, "orders", tables+fill(rows))
-	before := pg.mustSQL(t, ctx, "orders", snapshot)
+	pg.MustSQL(t, ctx, "postgres", "CREATE ROLE orders LOGIN NOSUPERUSER")
+	pg.MustSQL(t, ctx, "postgres", "CREATE DATABASE orders OWNER orders")
+	pg.MustSQL(t, ctx, "orders", tables+fill(rows))
+	before := pg.MustSQL(t, ctx, "orders", snapshot)
 
 	pushes := make(chan []byte, 4)
 	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -149,8 +150,8 @@ func TestBackupRestore(t *testing.T) {
 	checkMetrics(t, pushes, info.Size())
 
 	// Disaster: one table gone, rows deleted and changed in the other.
-	pg.mustSQL(t, ctx, "orders", `DROP TABLE order_items; DELETE FROM orders WHERE status = 'failed'; UPDATE orders SET total_cents = 0`)
-	if after, _ := pg.psql(ctx, "orders", snapshot); after == before {
+	pg.MustSQL(t, ctx, "orders", `DROP TABLE order_items; DELETE FROM orders WHERE status = 'failed'; UPDATE orders SET total_cents = 0`)
+	if after, _ := pg.PSQL(ctx, "orders", snapshot); after == before {
 		t.Fatal("the disaster changed nothing")
 	}
 
@@ -171,7 +172,7 @@ func TestBackupRestore(t *testing.T) {
 	checkTLS(t, pg, "pg_dump")
 	checkTLS(t, pg, "pg_restore")
 
-	if after := pg.mustSQL(t, ctx, "orders", snapshot); after != before {
+	if after := pg.MustSQL(t, ctx, "orders", snapshot); after != before {
 		t.Errorf("restored data differs from the backed-up data (%d vs %d bytes)", len(after), len(before))
 	}
 	t.Logf("FIGURES rows=%d items=%d dump=%d bytes backup=%s restore=%s",
@@ -183,13 +184,13 @@ func TestBackupRestore(t *testing.T) {
 func TestBackupFailure(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	pg := startPostgres(t)
-	pg.password = "wrong"
+	pg := pgtest.Start(t, superuserPassword, nil)
+	pg.Password = "wrong"
 	pushed := false
 	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { pushed = true }))
 	defer collector.Close()
 	dir := t.TempDir()
-	cmd := backupCmd(ctx, pg.env("orders"), dir, collector.URL+"/v1/metrics", "3")
+	cmd := backupCmd(ctx, pg.Env("orders"), dir, collector.URL+"/v1/metrics", "3")
 	out, err := cmd.CombinedOutput()
 	if err == nil {
 		t.Fatalf("the backup succeeded with a wrong password:\n%s", out)

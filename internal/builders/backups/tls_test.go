@@ -13,6 +13,7 @@ import (
 
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
 	"github.com/shopplatform/shop-operator/internal/builders/databases"
+	"github.com/shopplatform/shop-operator/internal/pgtest"
 	"github.com/shopplatform/shop-operator/internal/render"
 	"github.com/shopplatform/shop-operator/internal/render/rendertest"
 	"github.com/shopplatform/shop-operator/internal/secrets"
@@ -24,7 +25,7 @@ import (
 // pg_hba.conf, the generated superuser password. Connections are logged, so
 // a test can tell which ones used TLS. It returns the server and the Shop's
 // input, with the generated values in it.
-func startTLSDatabase(t *testing.T) (*postgres, render.Input) {
+func startTLSDatabase(t *testing.T) (*pgtest.Server, render.Input) {
 	t.Helper()
 	in := rendertest.Input(shopv1.ShopSpec{Environment: shopv1.Production})
 	generated, err := secrets.Fill(secrets.For(in), nil)
@@ -60,7 +61,7 @@ func startTLSDatabase(t *testing.T) (*postgres, render.Input) {
 	}
 	password := string(in.Generated[in.DatabaseSecretName(render.Orders)][secrets.SuperuserPasswordKey])
 
-	return startPostgresWith(t, password, func(dir string, uid, gid int) []string {
+	return pgtest.Start(t, password, func(dir string, uid, gid int) []string {
 		tlsDir, hbaDir := filepath.Join(dir, "tls"), filepath.Join(dir, "hba")
 		for _, d := range []string{tlsDir, hbaDir} {
 			if err := os.Mkdir(d, 0o755); err != nil {
@@ -126,7 +127,7 @@ func writeSecretVolume(t *testing.T, in render.Input, v *corev1.Volume, dir stri
 // DNS) and its port: everything else that decides how pg_dump and
 // pg_restore connect (host name for verify-full, sslmode, CA, user,
 // password) is the builder's.
-func renderedEnv(t *testing.T, in render.Input, pod corev1.PodSpec, name string, pg *postgres) []string {
+func renderedEnv(t *testing.T, in render.Input, pod corev1.PodSpec, name string, pg *pgtest.Server) []string {
 	t.Helper()
 	c := container(t, pod, name)
 	mounted := map[string]string{} // mount path in the pod -> directory here
@@ -137,7 +138,7 @@ func renderedEnv(t *testing.T, in render.Input, pod corev1.PodSpec, name string,
 			mounted[m.MountPath] = dir
 		}
 	}
-	env := append(os.Environ(), "PATH="+pg.bin+":"+os.Getenv("PATH"))
+	env := append(os.Environ(), "PATH="+pg.Bin+":"+os.Getenv("PATH"))
 	for _, e := range c.Env {
 		value := e.Value
 		switch {
@@ -158,7 +159,7 @@ func renderedEnv(t *testing.T, in render.Input, pod corev1.PodSpec, name string,
 		}
 		env = append(env, e.Name+"="+value)
 	}
-	return append(env, "PGHOSTADDR=127.0.0.1", "PGPORT="+strconv.Itoa(pg.port))
+	return append(env, "PGHOSTADDR=127.0.0.1", "PGPORT="+strconv.Itoa(pg.Port))
 }
 
 func container(t *testing.T, pod corev1.PodSpec, name string) corev1.Container {
@@ -185,9 +186,9 @@ func volumeOf(t *testing.T, pod corev1.PodSpec, name string) *corev1.Volume {
 
 // connectionsOf returns the server's log lines of connections made by app
 // (its application_name, as pg_dump and pg_restore set it).
-func connectionsOf(t *testing.T, pg *postgres, app string) []string {
+func connectionsOf(t *testing.T, pg *pgtest.Server, app string) []string {
 	t.Helper()
-	b, err := os.ReadFile(pg.log)
+	b, err := os.ReadFile(pg.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +202,7 @@ func connectionsOf(t *testing.T, pg *postgres, app string) []string {
 }
 
 // checkTLS fails unless app connected, and only over TLS.
-func checkTLS(t *testing.T, pg *postgres, app string) {
+func checkTLS(t *testing.T, pg *pgtest.Server, app string) {
 	t.Helper()
 	lines := connectionsOf(t, pg, app)
 	if len(lines) == 0 {

@@ -2,101 +2,29 @@ package databases_test
 
 import (
 	"context"
-	"net"
 	"os"
 	"os/exec"
-	"os/user"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
+	"github.com/shopplatform/shop-operator/internal/pgtest"
 	"github.com/shopplatform/shop-operator/internal/render/rendertest"
 )
-
-// pgBin holds Debian's Postgres server binaries; PGTEST_BINDIR overrides it.
-func pgBin() string {
-	if d := os.Getenv("PGTEST_BINDIR"); d != "" {
-		return d
-	}
-	return "/usr/lib/postgresql/15/bin"
-}
 
 // TestInitScriptOnRealPostgres runs the rendered init script the way the
 // postgres image does on first start, then proves the service's role can log
 // in with its password, owns its database, and is no superuser.
 func TestInitScriptOnRealPostgres(t *testing.T) {
-	bin := pgBin()
-	if _, err := os.Stat(filepath.Join(bin, "postgres")); err != nil {
-		t.Skipf("no Postgres server at %s (apt-get install postgresql-15, or set PGTEST_BINDIR)", bin)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	// Not t.TempDir: its parent is private to root, and Postgres runs as postgres.
-	dir, err := os.MkdirTemp("", "shop-initdb-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	asPostgres := func(name string, args ...string) *exec.Cmd {
-		path := filepath.Join(bin, name)
-		if os.Geteuid() != 0 {
-			return exec.CommandContext(ctx, path, args...)
-		}
-		return exec.CommandContext(ctx, "runuser", append([]string{"-u", "postgres", "--", path}, args...)...)
-	}
-	if os.Geteuid() == 0 { // Postgres refuses to run as root
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			t.Skipf("running as root needs the postgres user: %v", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
-	data := filepath.Join(dir, "data")
-	if out, err := asPostgres("initdb", "-D", data, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256",
-		"--no-sync", "-E", "UTF8", "--locale=C").CombinedOutput(); err != nil {
-		t.Fatalf("initdb: %v\n%s", err, out)
-	}
-	port := freePort(t)
-	server := asPostgres("postgres", "-D", data, "-p", strconv.Itoa(port), "-h", "127.0.0.1", "-k", dir, "-c", "fsync=off")
-	server.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	logf, err := os.Create(filepath.Join(t.TempDir(), "postgres.log"))
-	defer logf.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	server.Stdout, server.Stderr = logf, logf
-	if err := server.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = syscall.Kill(-server.Process.Pid, syscall.SIGTERM)
-		_ = server.Wait()
-	}()
-	pgEnv := append(os.Environ(), "PGHOST="+dir, "PGPORT="+strconv.Itoa(port), "PGCONNECT_TIMEOUT=2")
-	ready := false
-	for range 150 { // at most about 30 s
-		isReady := exec.CommandContext(ctx, filepath.Join(bin, "pg_isready"), "-q")
-		isReady.Env = pgEnv
-		if isReady.Run() == nil {
-			ready = true
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if !ready {
-		b, _ := os.ReadFile(logf.Name())
-		t.Fatalf("Postgres did not start:\n%s", b)
-	}
+	pg := pgtest.Start(t, "superuser-password", nil)
+	// The image runs the script over the socket, as the superuser (trusted).
+	pgEnv := append(os.Environ(), "PGHOST="+pg.Dir, "PGPORT="+strconv.Itoa(pg.Port), "PGCONNECT_TIMEOUT=2")
 
 	// The script exactly as rendered, with the env the StatefulSet gives it.
 	in := rendertest.Input(shopv1.ShopSpec{})
@@ -143,14 +71,4 @@ func TestInitScriptOnRealPostgres(t *testing.T) {
 	if _, err := psql("wrong", "select 1"); err == nil {
 		t.Error("a wrong password was accepted")
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

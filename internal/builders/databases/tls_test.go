@@ -20,6 +20,7 @@ import (
 
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
 	"github.com/shopplatform/shop-operator/internal/builders/databases"
+	"github.com/shopplatform/shop-operator/internal/pgtest"
 	"github.com/shopplatform/shop-operator/internal/render"
 	"github.com/shopplatform/shop-operator/internal/render/rendertest"
 	"github.com/shopplatform/shop-operator/internal/secrets"
@@ -35,7 +36,7 @@ import (
 // database's); a plain connection from outside the pod must be refused,
 // one from inside the pod (the exporter) admitted.
 func TestTLSOnRealPostgres(t *testing.T) {
-	bin := pgBin()
+	bin := pgtest.Bin()
 	if _, err := os.Stat(filepath.Join(bin, "postgres")); err != nil {
 		t.Skipf("no Postgres server at %s (apt-get install postgresql-15, or set PGTEST_BINDIR)", bin)
 	}
@@ -284,4 +285,14 @@ func postgresArgsAndTLSVolume(t *testing.T, sts *unstructured.Unstructured) ([]s
 	}
 	t.Fatal("no tls volume")
 	return nil, nil
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

@@ -2,14 +2,11 @@ package workloads_test
 
 import (
 	"context"
-	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +16,7 @@ import (
 
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
 	"github.com/shopplatform/shop-operator/internal/builders/workloads"
+	"github.com/shopplatform/shop-operator/internal/pgtest"
 	"github.com/shopplatform/shop-operator/internal/render/rendertest"
 	"github.com/shopplatform/shop-operator/internal/secrets"
 )
@@ -47,7 +45,7 @@ func TestExternalDatabaseCAOnRealClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pg := startTLSPostgres(t, ctx, certPEM, keyPEM)
+	pg := startTLSPostgres(t, certPEM, keyPEM)
 
 	spec := shopv1.ShopSpec{Environment: shopv1.Production}
 	spec.Databases.Catalog.External = &shopv1.ExternalDatabase{SecretName: "catalog-pg"}
@@ -80,9 +78,9 @@ func TestExternalDatabaseCAOnRealClients(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			userSecret := map[string][]byte{
-				secrets.HostKey: []byte("localhost"), secrets.PortKey: []byte(strconv.Itoa(pg.port)),
+				secrets.HostKey: []byte("localhost"), secrets.PortKey: []byte(strconv.Itoa(pg.Port)),
 				secrets.DBNameKey: []byte("postgres"), secrets.UserKey: []byte("postgres"),
-				secrets.PasswordKey: []byte(pg.password), secrets.SSLModeKey: []byte(c.sslmode),
+				secrets.PasswordKey: []byte(pg.Password), secrets.SSLModeKey: []byte(c.sslmode),
 			}
 			if c.ca != nil {
 				userSecret[secrets.CACertKey] = c.ca
@@ -113,7 +111,7 @@ func TestExternalDatabaseCAOnRealClients(t *testing.T) {
 			}
 
 			// libpq (psql) with the same environment.
-			cmd := exec.CommandContext(ctx, filepath.Join(pgBin, "psql"), "-X", "-At", "-c", "select ssl from pg_stat_ssl where pid = pg_backend_pid()")
+			cmd := exec.CommandContext(ctx, filepath.Join(pg.Bin, "psql"), "-X", "-At", "-c", "select ssl from pg_stat_ssl where pid = pg_backend_pid()")
 			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "PGCONNECT_TIMEOUT=5"}
 			for k, v := range env {
 				cmd.Env = append(cmd.Env, k+"="+v)
@@ -184,100 +182,22 @@ func podEnv(t *testing.T, pod corev1.PodSpec, secretName string, data map[string
 	return env
 }
 
-// pgBin holds Debian's Postgres server binaries.
-var pgBin = func() string {
-	if d := os.Getenv("PGTEST_BINDIR"); d != "" {
-		return d
-	}
-	return "/usr/lib/postgresql/15/bin"
-}()
-
-type tlsPostgres struct {
-	port     int
-	password string
-}
-
 // startTLSPostgres starts a throwaway Postgres on loopback with TLS on
-// (certificate and key given) and password logins over TCP; as the
-// postgres user when the test runs as root (Postgres refuses root).
-func startTLSPostgres(t *testing.T, ctx context.Context, certPEM, keyPEM []byte) *tlsPostgres {
+// (certificate and key given) and password logins over TCP.
+func startTLSPostgres(t *testing.T, certPEM, keyPEM []byte) *pgtest.Server {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(pgBin, "postgres")); err != nil {
-		t.Skipf("no Postgres server at %s (apt-get install postgresql-15, or set PGTEST_BINDIR)", pgBin)
-	}
-	// Not t.TempDir: its parent is private to root, and Postgres runs as postgres.
-	dir, err := os.MkdirTemp("", "shop-extdb-pg-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	pg := &tlsPostgres{password: "external-secret"}
-	files := map[string][]byte{"pw": []byte(pg.password + "\n"), "server.crt": certPEM, "server.key": keyPEM}
-	for name, b := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cmd := func(name string, args ...string) *exec.Cmd {
-		if os.Geteuid() != 0 {
-			return exec.Command(filepath.Join(pgBin, name), args...)
-		}
-		return exec.Command("runuser", append([]string{"-u", "postgres", "--", filepath.Join(pgBin, name)}, args...)...)
-	}
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			t.Skipf("running as root needs the postgres user: %v", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		for _, p := range []string{dir, "pw", "server.crt", "server.key"} {
-			if !filepath.IsAbs(p) {
-				p = filepath.Join(dir, p)
-			}
-			if err := os.Chown(p, uid, gid); err != nil {
+	return pgtest.Start(t, "external-secret", func(dir string, uid, gid int) []string {
+		for name, b := range map[string][]byte{"server.crt": certPEM, "server.key": keyPEM} {
+			p := filepath.Join(dir, name)
+			if err := os.WriteFile(p, b, 0o600); err != nil {
 				t.Fatal(err)
 			}
+			if uid >= 0 {
+				if err := os.Chown(p, uid, gid); err != nil {
+					t.Fatal(err)
+				}
+			}
 		}
-	}
-	data := filepath.Join(dir, "data")
-	if out, err := cmd("initdb", "-D", data, "-U", "postgres", "--pwfile", filepath.Join(dir, "pw"),
-		"--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync", "-E", "UTF8", "--locale=C").CombinedOutput(); err != nil {
-		t.Fatalf("initdb: %v\n%s", err, out)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pg.port = l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	server := cmd("postgres", "-D", data, "-p", strconv.Itoa(pg.port), "-h", "127.0.0.1", "-k", dir, "-c", "fsync=off",
-		"-c", "ssl=on", "-c", "ssl_cert_file="+filepath.Join(dir, "server.crt"), "-c", "ssl_key_file="+filepath.Join(dir, "server.key"))
-	server.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	log := filepath.Join(dir, "postgres.log")
-	logf, err := os.Create(log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	server.Stdout, server.Stderr = logf, logf
-	if err := server.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-server.Process.Pid, syscall.SIGTERM)
-		_ = server.Wait()
-		logf.Close()
+		return []string{"-c", "ssl=on", "-c", "ssl_cert_file=" + filepath.Join(dir, "server.crt"), "-c", "ssl_key_file=" + filepath.Join(dir, "server.key")}
 	})
-	for range 150 { // at most about 30 s
-		if ctx.Err() != nil {
-			break
-		}
-		if err := cmd("pg_isready", "-h", "127.0.0.1", "-p", strconv.Itoa(pg.port)).Run(); err == nil {
-			return pg
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	b, _ := os.ReadFile(log)
-	t.Fatalf("Postgres did not start:\n%s", b)
-	return nil
 }

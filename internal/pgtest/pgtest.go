@@ -1,4 +1,7 @@
-package backups_test
+// Package pgtest starts a real, throwaway Postgres for the operator's tests
+// (the services module has its own, services/internal/pgtest: modules do not
+// share internal packages).
+package pgtest
 
 import (
 	"context"
@@ -14,49 +17,45 @@ import (
 	"time"
 )
 
-// postgres is a real, throwaway Postgres on loopback: Debian's server
+// Server is a real, throwaway Postgres on loopback: Debian's server
 // binaries, run as the postgres user when the test runs as root (Postgres
 // refuses root). Host connections need the superuser's password, as in the
 // cluster.
-type postgres struct {
-	bin, dir string
-	port     int
-	password string
-	log      string // the server's log file
+type Server struct {
+	Bin, Dir string // the server's binaries; its files (owned by the postgres user)
+	Port     int
+	Password string // the superuser's
+	Log      string // the server's log file
 }
 
-// pgBin holds Debian's Postgres server binaries; PGTEST_BINDIR overrides it.
-func pgBin() string {
+// Bin holds Debian's Postgres server binaries; PGTEST_BINDIR overrides it.
+func Bin() string {
 	if d := os.Getenv("PGTEST_BINDIR"); d != "" {
 		return d
 	}
 	return "/usr/lib/postgresql/15/bin"
 }
 
-func startPostgres(t *testing.T) *postgres {
+// Start starts Postgres with the superuser's password and the server
+// arguments that configure (may be nil) returns; configure may write files
+// into dir (owned by the postgres user; uid and gid are the user's when the
+// test runs as root, else -1). It is stopped when the test ends; without
+// Debian's binaries the test is skipped.
+func Start(t *testing.T, password string, configure func(dir string, uid, gid int) []string) *Server {
 	t.Helper()
-	return startPostgresWith(t, `s3cret "super" pa$$`, nil)
-}
-
-// startPostgresWith starts Postgres with the superuser's password and the
-// server arguments that configure returns; configure may write files into
-// dir (owned by the postgres user; uid and gid are the user's when the test
-// runs as root, else -1).
-func startPostgresWith(t *testing.T, password string, configure func(dir string, uid, gid int) []string) *postgres {
-	t.Helper()
-	bin := pgBin()
+	bin := Bin()
 	if _, err := os.Stat(filepath.Join(bin, "postgres")); err != nil {
 		t.Skipf("no Postgres server at %s (apt-get install postgresql-15, or set PGTEST_BINDIR)", bin)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	// Not t.TempDir: its parent is private to root, and Postgres runs as postgres.
-	dir, err := os.MkdirTemp("", "shop-backup-pg-")
+	dir, err := os.MkdirTemp("", "shop-pgtest-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	pg := &postgres{bin: bin, dir: dir, password: password}
+	pg := &Server{Bin: bin, Dir: dir, Password: password}
 	asPostgres := func(ctx context.Context, name string, args ...string) *exec.Cmd {
 		path := filepath.Join(bin, name)
 		if os.Geteuid() != 0 {
@@ -65,7 +64,7 @@ func startPostgresWith(t *testing.T, password string, configure func(dir string,
 		return exec.CommandContext(ctx, "runuser", append([]string{"-u", "postgres", "--", path}, args...)...)
 	}
 	pwfile := filepath.Join(dir, "pw")
-	if err := os.WriteFile(pwfile, []byte(pg.password+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(pwfile, []byte(pg.Password+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	uid, gid := -1, -1
@@ -91,16 +90,16 @@ func startPostgresWith(t *testing.T, password string, configure func(dir string,
 	if err != nil {
 		t.Fatal(err)
 	}
-	pg.port = l.Addr().(*net.TCPAddr).Port
+	pg.Port = l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	args := []string{"-D", data, "-p", strconv.Itoa(pg.port), "-h", "127.0.0.1", "-k", dir, "-c", "fsync=off"}
+	args := []string{"-D", data, "-p", strconv.Itoa(pg.Port), "-h", "127.0.0.1", "-k", dir, "-c", "fsync=off"}
 	if configure != nil {
 		args = append(args, configure(dir, uid, gid)...)
 	}
 	server := asPostgres(context.Background(), "postgres", args...)
 	server.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	pg.log = filepath.Join(t.TempDir(), "postgres.log")
-	logf, err := os.Create(pg.log)
+	pg.Log = filepath.Join(t.TempDir(), "postgres.log")
+	logf, err := os.Create(pg.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +113,7 @@ func startPostgresWith(t *testing.T, password string, configure func(dir string,
 		logf.Close()
 	})
 	for range 150 { // at most about 30 s
-		if _, err := pg.psql(ctx, "postgres", "select 1"); err == nil {
+		if _, err := pg.PSQL(ctx, "postgres", "select 1"); err == nil {
 			return pg
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -124,26 +123,28 @@ func startPostgresWith(t *testing.T, password string, configure func(dir string,
 	return nil
 }
 
-// env is the connection as the backup container has it (PG* variables,
-// superuser over TCP with its password), and the server's tools on PATH.
-func (pg *postgres) env(database string) []string {
+// Env is the superuser's connection to database as PG* variables over TCP
+// with its password (as the backup container has it), and the server's tools
+// on PATH.
+func (pg *Server) Env(database string) []string {
 	return append(os.Environ(),
-		"PATH="+pg.bin+":"+os.Getenv("PATH"),
-		"PGHOST=127.0.0.1", "PGPORT="+strconv.Itoa(pg.port), "PGDATABASE="+database,
-		"PGUSER=postgres", "PGPASSWORD="+pg.password, "PGCONNECT_TIMEOUT=5")
+		"PATH="+pg.Bin+":"+os.Getenv("PATH"),
+		"PGHOST=127.0.0.1", "PGPORT="+strconv.Itoa(pg.Port), "PGDATABASE="+database,
+		"PGUSER=postgres", "PGPASSWORD="+pg.Password, "PGCONNECT_TIMEOUT=5")
 }
 
-// psql runs SQL as the superuser and returns the unaligned output.
-func (pg *postgres) psql(ctx context.Context, database, sql string) (string, error) {
-	c := exec.CommandContext(ctx, filepath.Join(pg.bin, "psql"), "-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql)
-	c.Env = pg.env(database)
+// PSQL runs SQL as the superuser and returns the unaligned output.
+func (pg *Server) PSQL(ctx context.Context, database, sql string) (string, error) {
+	c := exec.CommandContext(ctx, filepath.Join(pg.Bin, "psql"), "-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql)
+	c.Env = pg.Env(database)
 	out, err := c.CombinedOutput()
 	return strings.TrimSpace(string(out)), err
 }
 
-func (pg *postgres) mustSQL(t testing.TB, ctx context.Context, database, sql string) string {
+// MustSQL is PSQL, failing the test on an error.
+func (pg *Server) MustSQL(t testing.TB, ctx context.Context, database, sql string) string {
 	t.Helper()
-	out, err := pg.psql(ctx, database, sql)
+	out, err := pg.PSQL(ctx, database, sql)
 	if err != nil {
 		t.Fatalf("%s: %v\n%s", sql, err, out)
 	}
