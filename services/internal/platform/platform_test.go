@@ -19,7 +19,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/shopplatform/shop-operator/services/internal/pgtest"
@@ -410,13 +409,7 @@ func TestVerifierSurvivesAuthOutageAndRotates(t *testing.T) {
 // cost: docs/benchmarks-services.md).
 func TestDatabaseSpans(t *testing.T) {
 	url := pgtest.NewDatabase(t)
-	rec := tracetest.NewSpanRecorder()
-	cfg, _ := LoadConfig("test")
-	tel, err := SetupTelemetry(t.Context(), cfg, &TelemetryOptions{LogOutput: io.Discard, SpanProcessors: []sdktrace.SpanProcessor{rec}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tel.Shutdown(context.Background())
+	tel, rec := recordSpans(t)
 	pool, err := OpenDB(t.Context(), url, "test", nil)
 	if err != nil {
 		t.Fatal(err)

@@ -2,16 +2,12 @@ package platform
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/shopplatform/shop-operator/services/internal/pgtest"
 )
@@ -21,13 +17,7 @@ import (
 // traceparent; the same call outside a probe is traced end to end.
 func TestReadinessProbesMakeNoSpans(t *testing.T) {
 	t.Setenv("OTEL_TRACES_SAMPLER", "parentbased_always_on")
-	rec := tracetest.NewSpanRecorder()
-	cfg, _ := LoadConfig("test")
-	tel, err := SetupTelemetry(t.Context(), cfg, &TelemetryOptions{LogOutput: io.Discard, SpanProcessors: []sdktrace.SpanProcessor{rec}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tel.Shutdown(context.Background())
+	_, rec := recordSpans(t)
 	pool, err := OpenDB(t.Context(), pgtest.NewDatabase(t), "test", nil)
 	if err != nil {
 		t.Fatal(err)

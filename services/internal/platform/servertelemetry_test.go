@@ -20,13 +20,7 @@ import (
 // failed; an unsampled caller gets no span but still counts in the metrics.
 func TestServerSpan(t *testing.T) {
 	t.Setenv("OTEL_TRACES_SAMPLER", "parentbased_always_on")
-	rec := tracetest.NewSpanRecorder()
-	cfg, _ := LoadConfig("test")
-	tel, err := SetupTelemetry(t.Context(), cfg, &TelemetryOptions{LogOutput: io.Discard, SpanProcessors: []sdktrace.SpanProcessor{rec}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tel.Shutdown(context.Background())
+	tel, rec := recordSpans(t)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/x/{id}", func(w http.ResponseWriter, r *http.Request) { WriteJSON(w, 200, "ok") })
 	mux.HandleFunc("POST /api/boom", func(w http.ResponseWriter, r *http.Request) { panic("boom") })
@@ -127,4 +121,18 @@ func hasSeries(metrics, prefix, label string) bool {
 		}
 	}
 	return false
+}
+
+// recordSpans installs the services' telemetry with every span also going
+// to a recorder (logs discarded), shut down when the test ends.
+func recordSpans(t *testing.T) (*Telemetry, *tracetest.SpanRecorder) {
+	t.Helper()
+	rec := tracetest.NewSpanRecorder()
+	cfg, _ := LoadConfig("test")
+	tel, err := SetupTelemetry(t.Context(), cfg, &TelemetryOptions{LogOutput: io.Discard, SpanProcessors: []sdktrace.SpanProcessor{rec}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+	return tel, rec
 }
