@@ -62,8 +62,8 @@ test-operator: test-tools ## Operator tests: real API server, real CRDs, otelcol
 		go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-services
-test-services: ## The commerce services' tests (real Postgres, real browser).
-	$(MAKE) -C services test
+test-services: otelcol ## The commerce services' tests (real Postgres, real browser, the real collector).
+	SHOP_OTELCOL="$(SHOP_OTELCOL)" $(MAKE) -C services test
 
 ##@ Run
 

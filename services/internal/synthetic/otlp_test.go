@@ -93,8 +93,16 @@ service:
   pipelines:
     metrics: {receivers: [otlp], exporters: [prometheus]}
 `, grpcAddr, promAddr, telPort)
+	runCollector(t, ctx, bin, cfg, "http://"+promAddr+"/metrics")
+	return grpcAddr, promAddr
+}
+
+// runCollector runs the real collector with config until the test ends
+// (its log is printed when the test failed) and waits until readyURL answers.
+func runCollector(t *testing.T, ctx context.Context, bin, config, readyURL string) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "otelcol.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	col := exec.CommandContext(ctx, bin, "--config", path)
@@ -111,15 +119,13 @@ service:
 			t.Logf("collector log:\n%s", colLog.String())
 		}
 	})
-	waitFor(t, 30*time.Second, "the collector's Prometheus exporter", func() bool {
-		resp, err := http.Get("http://" + promAddr + "/metrics")
+	waitFor(t, 30*time.Second, "the collector at "+readyURL, func() bool {
+		resp, err := http.Get(readyURL)
 		if err == nil {
 			resp.Body.Close()
 		}
 		return err == nil
 	})
-
-	return grpcAddr, promAddr
 }
 
 // waitFor polls cond every 200ms until it holds or the limit passes.
