@@ -60,7 +60,7 @@ kube_module() {
       grep -E '^\s+k8s.io/[^ ]+ => ./staging/' "$gomod" |
         awk -v v="v0.${KUBE_VERSION#1.}" '{print "replace " $1 " => " $1 " " v}'
     } >"$dir/go.mod"
-    printf 'package tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver"\n\t_ "k8s.io/kubernetes/cmd/kube-controller-manager"\n\t_ "k8s.io/kubernetes/cmd/kube-scheduler"\n)\n' >"$dir/tools.go"
+    printf 'package tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver"\n\t_ "k8s.io/kubernetes/cmd/kube-controller-manager"\n\t_ "k8s.io/kubernetes/cmd/kube-scheduler"\n\t_ "k8s.io/kubernetes/cmd/kubelet"\n\t_ "k8s.io/kubernetes/cmd/kube-proxy"\n)\n' >"$dir/tools.go"
     (cd "$dir" && go mod tidy) >&2
   fi
   echo "$dir"
@@ -115,9 +115,13 @@ build_kwok() {
 
 build_etcd
 build_kube kube-apiserver
-if [[ "$WHAT" == cluster ]]; then
+if [[ "$WHAT" == cluster || "$WHAT" == node ]]; then
   build_kube kube-controller-manager
   build_kube kube-scheduler
   build_kwok
+fi
+if [[ "$WHAT" == node ]]; then
+  build_kube kubelet
+  build_kube kube-proxy
 fi
 echo "$BIN"

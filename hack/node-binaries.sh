@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Builds what a real node of the local cluster runs besides kubelet and
+# kube-proxy (those come from hack/kube-binaries.sh node), from the Go module
+# proxy and Debian, and caches each by version outside the repo:
+#
+#   runc, containerd (+ shim, ctr), the CNI plugins bridge/loopback/host-local/portmap,
+#   kube-network-policies (the NetworkPolicy enforcer), and the programs the
+#   cluster's add-on images hold: CoreDNS, local-path-provisioner,
+#   opentelemetry-operator, postgres_exporter.
+#
+#   hack/node-binaries.sh      # prints the directory holding all of them on its last line
+#
+# Each program is built with `go install PKG@VERSION`: the module's own go.mod
+# pins its dependencies, as its release does. Cold: about 15 minutes on 2 cores.
+set -euo pipefail
+
+RUNC_VERSION=${RUNC_VERSION:-1.5.3}
+CONTAINERD_VERSION=${CONTAINERD_VERSION:-2.4.2}
+CNI_PLUGINS_VERSION=${CNI_PLUGINS_VERSION:-1.10.0}
+KUBE_NETWORK_POLICIES_VERSION=${KUBE_NETWORK_POLICIES_VERSION:-0.8.0}
+COREDNS_VERSION=${COREDNS_VERSION:-1.15.0}
+LOCAL_PATH_PROVISIONER_VERSION=${LOCAL_PATH_PROVISIONER_VERSION:-0.0.30}
+OTEL_OPERATOR_VERSION=${OTEL_OPERATOR_VERSION:-0.140.0}
+POSTGRES_EXPORTER_VERSION=${POSTGRES_EXPORTER_VERSION:-0.17.1}
+
+CACHE=${SHOP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/shop-operator}
+log() { echo "node-binaries: $*" >&2; }
+mkdir -p "$CACHE/bin"
+
+if command -v flock >/dev/null; then
+  exec 9>"$CACHE/.node.lock"
+  flock -n 9 || { log "another build holds $CACHE/.node.lock; waiting"; flock 9; }
+fi
+
+# runc links libseccomp (cgo); the others are pure Go.
+need_debs=()
+[[ -f /usr/include/seccomp.h ]] || need_debs+=(libseccomp-dev)
+command -v pkg-config >/dev/null || need_debs+=(pkg-config)
+command -v iptables >/dev/null || need_debs+=(iptables)
+command -v ipset >/dev/null || need_debs+=(ipset)
+if ((${#need_debs[@]})); then
+  log "installing Debian packages: ${need_debs[*]}"
+  sudo=""; [[ $(id -u) == 0 ]] || sudo=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq >&2
+  $sudo apt-get install -y -qq --no-install-recommends "${need_debs[@]}" >&2
+fi
+
+# install NAME VERSION DIR [go install args...]: go install into DIR once.
+install() {
+  local name=$1 version=$2 dir=$3; shift 3
+  [[ -f "$dir/.done" ]] && return
+  local start=$SECONDS
+  log "building $name $version (cached afterwards in $dir)"
+  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+  if ! (GOBIN="$dir.tmp" go install -trimpath "$@") >"$dir.tmp.log" 2>&1; then
+    log "building $name failed; log:"; tail -40 "$dir.tmp.log" >&2; exit 1
+  fi
+  rm -rf "$dir" && mv "$dir.tmp" "$dir" && touch "$dir/.done"
+  log "  $name: done in $((SECONDS - start))s"
+}
+
+B="$CACHE/bin"
+install runc "$RUNC_VERSION" "$B/runc-$RUNC_VERSION" -tags seccomp -ldflags=-s \
+  "github.com/opencontainers/runc@v$RUNC_VERSION"
+install containerd "$CONTAINERD_VERSION" "$B/containerd-$CONTAINERD_VERSION" -tags no_btrfs -ldflags=-s \
+  "github.com/containerd/containerd/v2/cmd/containerd@v$CONTAINERD_VERSION" \
+  "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@v$CONTAINERD_VERSION" \
+  "github.com/containerd/containerd/v2/cmd/ctr@v$CONTAINERD_VERSION"
+install cni-plugins "$CNI_PLUGINS_VERSION" "$B/cni-plugins-$CNI_PLUGINS_VERSION" -ldflags=-s \
+  "github.com/containernetworking/plugins/plugins/main/bridge@v$CNI_PLUGINS_VERSION" \
+  "github.com/containernetworking/plugins/plugins/main/loopback@v$CNI_PLUGINS_VERSION" \
+  "github.com/containernetworking/plugins/plugins/ipam/host-local@v$CNI_PLUGINS_VERSION" \
+  "github.com/containernetworking/plugins/plugins/meta/portmap@v$CNI_PLUGINS_VERSION"
+install kube-network-policies "$KUBE_NETWORK_POLICIES_VERSION" "$B/kube-network-policies-$KUBE_NETWORK_POLICIES_VERSION" -ldflags=-s \
+  "sigs.k8s.io/kube-network-policies/cmd@v$KUBE_NETWORK_POLICIES_VERSION"
+install coredns "$COREDNS_VERSION" "$B/coredns-$COREDNS_VERSION" -ldflags=-s \
+  "github.com/coredns/coredns@v$COREDNS_VERSION"
+install local-path-provisioner "$LOCAL_PATH_PROVISIONER_VERSION" "$B/local-path-provisioner-$LOCAL_PATH_PROVISIONER_VERSION" \
+  -ldflags="-s -X main.VERSION=v$LOCAL_PATH_PROVISIONER_VERSION" \
+  "github.com/rancher/local-path-provisioner@v$LOCAL_PATH_PROVISIONER_VERSION"
+install opentelemetry-operator "$OTEL_OPERATOR_VERSION" "$B/opentelemetry-operator-$OTEL_OPERATOR_VERSION" -ldflags=-s \
+  "github.com/open-telemetry/opentelemetry-operator@v$OTEL_OPERATOR_VERSION"
+install postgres_exporter "$POSTGRES_EXPORTER_VERSION" "$B/postgres_exporter-$POSTGRES_EXPORTER_VERSION" \
+  -ldflags="-s -X github.com/prometheus/common/version.Version=$POSTGRES_EXPORTER_VERSION" \
+  "github.com/prometheus-community/postgres_exporter/cmd/postgres_exporter@v$POSTGRES_EXPORTER_VERSION"
+
+# One directory with every binary, named by the versions in it.
+KEY=$(printf '%s\n' "$RUNC_VERSION" "$CONTAINERD_VERSION" "$CNI_PLUGINS_VERSION" "$KUBE_NETWORK_POLICIES_VERSION" \
+  "$COREDNS_VERSION" "$LOCAL_PATH_PROVISIONER_VERSION" "$OTEL_OPERATOR_VERSION" "$POSTGRES_EXPORTER_VERSION" | sha256sum | cut -c1-12)
+OUT="$B/node-$KEY"
+if [[ ! -f "$OUT/.done" ]]; then
+  rm -rf "$OUT" && mkdir -p "$OUT/cni"
+  ln "$B/runc-$RUNC_VERSION/runc" "$OUT/runc"
+  for f in containerd containerd-shim-runc-v2 ctr; do ln "$B/containerd-$CONTAINERD_VERSION/$f" "$OUT/$f"; done
+  for f in bridge loopback host-local portmap; do ln "$B/cni-plugins-$CNI_PLUGINS_VERSION/$f" "$OUT/cni/$f"; done
+  ln "$B/kube-network-policies-$KUBE_NETWORK_POLICIES_VERSION/cmd" "$OUT/kube-network-policies"
+  ln "$B/coredns-$COREDNS_VERSION/coredns" "$OUT/coredns"
+  ln "$B/local-path-provisioner-$LOCAL_PATH_PROVISIONER_VERSION/local-path-provisioner" "$OUT/local-path-provisioner"
+  ln "$B/opentelemetry-operator-$OTEL_OPERATOR_VERSION/opentelemetry-operator" "$OUT/opentelemetry-operator"
+  ln "$B/postgres_exporter-$POSTGRES_EXPORTER_VERSION/postgres_exporter" "$OUT/postgres_exporter"
+  cat >"$OUT/VERSIONS" <<EOF
+runc $RUNC_VERSION
+containerd $CONTAINERD_VERSION
+cni-plugins $CNI_PLUGINS_VERSION
+kube-network-policies $KUBE_NETWORK_POLICIES_VERSION
+coredns $COREDNS_VERSION
+local-path-provisioner $LOCAL_PATH_PROVISIONER_VERSION
+opentelemetry-operator $OTEL_OPERATOR_VERSION
+postgres_exporter $POSTGRES_EXPORTER_VERSION
+EOF
+  touch "$OUT/.done"
+fi
+echo "$OUT"
