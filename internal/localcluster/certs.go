@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -28,20 +29,24 @@ type pki struct {
 	saKeyFile  string // --service-account-signing-key-file, controller-manager --service-account-private-key-file
 	tokenFile  string // kube-apiserver --token-auth-file
 	token      string // the admin's bearer token
+
+	caKey  *ecdsa.PrivateKey // signs the real node's certificates
+	caCert *x509.Certificate
+	dir    string
 }
 
 // adminUser is the one user of the cluster: a static token in system:masters.
 const adminUser = "localcluster-admin"
 
 // newPKI writes a throwaway CA, a kube-apiserver serving certificate signed by
-// it (valid for loopback and the in-cluster names), a service-account key
-// pair and a static token file into dir.
+// it (valid for loopback, apiIPs and the in-cluster names), a service-account
+// key pair and a static token file into dir.
 //
 // We sign the serving certificate with our own CA rather than letting
 // kube-apiserver self-sign into --cert-dir, so the CA is known before the
 // server starts: kubeconfigs verify TLS instead of skipping it, and the
 // controller-manager publishes that CA as kube-root-ca.crt.
-func newPKI(dir string) (*pki, error) {
+func newPKI(dir string, apiIPs ...net.IP) (*pki, error) {
 	p := &pki{
 		caCertFile: filepath.Join(dir, "ca.crt"),
 		servingCrt: filepath.Join(dir, "apiserver.crt"),
@@ -49,6 +54,7 @@ func newPKI(dir string) (*pki, error) {
 		saPubFile:  filepath.Join(dir, "sa.pub"),
 		saKeyFile:  filepath.Join(dir, "sa.key"),
 		tokenFile:  filepath.Join(dir, "tokens.csv"),
+		dir:        dir,
 	}
 	now := time.Now()
 
@@ -74,6 +80,7 @@ func newPKI(dir string) (*pki, error) {
 		return nil, err
 	}
 	p.caCertPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	p.caKey, p.caCert = caKey, caCert
 
 	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -86,7 +93,7 @@ func newPKI(dir string) (*pki, error) {
 		NotAfter:     now.Add(10 * 365 * 24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(kubernetesServiceIP)},
+		IPAddresses:  append([]net.IP{net.ParseIP("127.0.0.1"), net.ParseIP(kubernetesServiceIP)}, apiIPs...),
 		DNSNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
 			"kubernetes.default.svc.cluster.local"},
 	}
@@ -140,4 +147,54 @@ func serial() *big.Int {
 		return big.NewInt(time.Now().UnixNano())
 	}
 	return n
+}
+
+// issue signs a certificate for name (server or client auth) and writes
+// <dir>/<name>.crt and .key, returning their paths.
+func (p *pki) issue(name string, subject pkix.Name, usage x509.ExtKeyUsage, ips []net.IP, dnsNames []string) (crt, key string, err error) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      subject,
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(10 * 365 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
+		IPAddresses:  ips,
+		DNSNames:     dnsNames,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.caCert, &k.PublicKey, p.caKey)
+	if err != nil {
+		return "", "", err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		return "", "", err
+	}
+	crt, key = filepath.Join(p.dir, name+".crt"), filepath.Join(p.dir, name+".key")
+	if err := os.WriteFile(crt, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		return "", "", err
+	}
+	return crt, key, os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600)
+}
+
+// addToken appends a static token for user in groups to the token file
+// (kube-apiserver reads it at start) and returns the token.
+func (p *pki) addToken(user string, groups ...string) (string, error) {
+	tok := make([]byte, 24)
+	if _, err := rand.Read(tok); err != nil {
+		return "", err
+	}
+	t := hex.EncodeToString(tok)
+	f, err := os.OpenFile(p.tokenFile, os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	_, err = fmt.Fprintf(f, "%s,%s,%s,\"%s\"\n", t, user, user, strings.Join(groups, ","))
+	return t, err
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -33,11 +34,34 @@ const (
 	FakeNodeAnnotation = "kwok.x-k8s.io/node"
 )
 
+// NodeMode chooses what runs the pods.
+type NodeMode string
+
+const (
+	// RealNode runs one real node: containerd, runc, kubelet, kube-proxy,
+	// the CNI bridge, CoreDNS, kube-network-policies and
+	// local-path-provisioner. Needs root. The default.
+	RealNode NodeMode = "real"
+	// KwokNodes runs fake nodes (kwok): pods are "Running" but nothing runs.
+	// For scale tests with hundreds of pods.
+	KwokNodes NodeMode = "kwok"
+)
+
 // Options configure Start.
 type Options struct {
+	// Mode is RealNode (default) or KwokNodes.
+	Mode NodeMode
 	// BinDir holds etcd, kube-apiserver, kube-controller-manager,
-	// kube-scheduler, kwok and kwok-stages/ (see FindBinaries). Required.
+	// kube-scheduler, kwok and kwok-stages/, and for a real node kubelet and
+	// kube-proxy (see FindBinaries). Required.
 	BinDir string
+	// NodeBinDir holds the real node's programs (hack/node-binaries.sh, see
+	// FindNodeBinaries). Required for a real node.
+	NodeBinDir string
+	// Images are OCI image tarballs imported into the real node's containerd
+	// before Start returns (hack/images -local builds them; they must include
+	// PauseImage, CoreDNSImage, LocalPathImage and HelperImage).
+	Images []string
 	// Dir is the working directory (certificates, etcd data, kubeconfig,
 	// one log per process). Empty: a new temporary directory that Stop
 	// removes unless KeepDir is set. A given Dir is never removed.
@@ -47,7 +71,7 @@ type Options struct {
 	// Log receives one line per start-up step. Nil discards them. The
 	// processes' own output goes to <Dir>/<name>.log.
 	Log io.Writer
-	// Nodes is the number of fake nodes (default 2). Node i is named
+	// Nodes is the number of fake nodes (default 2; KwokNodes only). Node i is named
 	// kwok-node-<i> and is in zone "zone-<a+i>" (topology.kubernetes.io/zone).
 	Nodes int
 	// NodeResources is each node's capacity and allocatable; default 32 CPUs,
@@ -73,22 +97,36 @@ type Cluster struct {
 	kubeconfig string
 	procs      []*process // start order
 	started    time.Duration
+	node       *realNode // nil with kwok nodes
+	images     []string  // what the real node's containerd holds
 
 	stopOnce sync.Once
 	stopErr  error
 }
 
+// skipAddons is for tests of the node alone.
+var skipAddons = false
+
 // Start starts etcd, kube-apiserver, kube-controller-manager, kube-scheduler
-// and kwok on loopback, creates the fake nodes and the default StorageClass,
-// and returns when the nodes are Ready and the controllers serve. On error
-// everything started so far is stopped.
+// and the nodes (a real node, or kwok's fake ones), creates the default
+// StorageClass, and returns when the nodes are Ready, their add-ons serve and
+// the controllers run. On error everything started so far is stopped.
 func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	begin := time.Now()
 	if opts.BinDir == "" {
 		return nil, errors.New("localcluster: Options.BinDir is required (see FindBinaries)")
 	}
-	if err := checkBinDir(opts.BinDir); err != nil {
+	if opts.Mode == "" {
+		opts.Mode = RealNode
+	}
+	real := opts.Mode == RealNode
+	if err := checkBinDir(opts.BinDir, opts.Mode); err != nil {
 		return nil, err
+	}
+	if real {
+		if err := checkRealNodeHost(opts.NodeBinDir); err != nil {
+			return nil, err
+		}
 	}
 	if opts.Nodes <= 0 {
 		opts.Nodes = 2
@@ -98,6 +136,9 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 3 * time.Minute
+		if real {
+			opts.Timeout = 6 * time.Minute
+		}
 	}
 	if opts.Log == nil {
 		opts.Log = io.Discard
@@ -106,8 +147,14 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	defer cancel()
 
 	c := &Cluster{opts: opts, dir: opts.Dir}
+	prefix := "localcluster-"
+	id := ""
+	if real {
+		id = newNodeID()
+		prefix += id + "-"
+	}
 	if c.dir == "" {
-		if c.dir, err = os.MkdirTemp("", "localcluster-"); err != nil {
+		if c.dir, err = os.MkdirTemp("", prefix); err != nil {
 			return nil, err
 		}
 		c.removeDir = !opts.KeepDir
@@ -123,8 +170,36 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}()
 	c.logf("directory %s", c.dir)
 
-	if c.pki, err = newPKI(c.dir); err != nil {
+	apiIP := "127.0.0.1"
+	serviceRange := serviceCIDR
+	var apiIPs []net.IP
+	if real {
+		c.node = &realNode{dir: filepath.Join(c.dir, "node"), cgroupRoot: "/localcluster-" + id}
+		c.node.socket = filepath.Join(c.node.dir, containerdSocket)
+		if err := os.MkdirAll(c.node.dir, 0o755); err != nil {
+			return nil, err
+		}
+		if c.node.holder, err = c.startHolder(ctx); err != nil {
+			return nil, err
+		}
+		nn, err := setUpNodeNet(ctx, id, c.node.holder)
+		if err != nil {
+			return nil, fmt.Errorf("localcluster: node network: %w", err)
+		}
+		c.node.net = nn
+		c.logf("node network: host %s, node %s, pods %s, services %s (veth %s)", nn.hostIP, nn.nodeIP, nn.podCIDR, nn.serviceCIDR, nn.hostVeth)
+		apiIP = nn.hostIP.String()
+		serviceRange = nn.serviceCIDR.String()
+		apiIPs = []net.IP{net.ParseIP(apiIP), net.ParseIP(nn.kubernetesServiceIP().String())}
+	}
+
+	if c.pki, err = newPKI(c.dir, apiIPs...); err != nil {
 		return nil, fmt.Errorf("localcluster: generate certificates: %w", err)
+	}
+	if real {
+		if err := c.prepareNodeIdentities(); err != nil {
+			return nil, err
+		}
 	}
 	ports, err := freePorts(5)
 	if err != nil {
@@ -132,7 +207,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 	etcdPort, etcdPeer, apiPort, kcmPort, schedPort := ports[0], ports[1], ports[2], ports[3], ports[4]
 	c.apiPort = apiPort
-	if err := c.writeKubeconfig(); err != nil {
+	if err := c.writeKubeconfig(apiIP); err != nil {
 		return nil, err
 	}
 	env := childEnv(c.dir)
@@ -161,37 +236,47 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 
 	// kube-apiserver
-	apiserver, err := c.start("kube-apiserver", bin("kube-apiserver"),
-		"--etcd-servers="+etcdURL,
-		"--bind-address=127.0.0.1",
-		"--advertise-address=127.0.0.1",
-		"--secure-port="+strconv.Itoa(apiPort),
-		// The default reconciler refuses a loopback advertise address.
-		"--endpoint-reconciler-type=none",
-		"--cert-dir="+filepath.Join(c.dir, "apiserver-certs"),
-		"--tls-cert-file="+c.pki.servingCrt,
-		"--tls-private-key-file="+c.pki.servingKey,
-		"--token-auth-file="+c.pki.tokenFile,
-		"--authorization-mode=RBAC",
+	apiArgs := []string{
+		"--etcd-servers=" + etcdURL,
+		"--bind-address=" + apiIP,
+		"--advertise-address=" + apiIP,
+		"--secure-port=" + strconv.Itoa(apiPort),
+		"--cert-dir=" + filepath.Join(c.dir, "apiserver-certs"),
+		"--tls-cert-file=" + c.pki.servingCrt,
+		"--tls-private-key-file=" + c.pki.servingKey,
+		"--token-auth-file=" + c.pki.tokenFile,
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-account-key-file="+c.pki.saPubFile,
-		"--service-account-signing-key-file="+c.pki.saKeyFile,
-		"--service-cluster-ip-range="+serviceCIDR,
+		"--service-account-key-file=" + c.pki.saPubFile,
+		"--service-account-signing-key-file=" + c.pki.saKeyFile,
+		"--service-cluster-ip-range=" + serviceRange,
 		"--allow-privileged=true",
 		"--profiling=false",
-	)(env)
+	}
+	if real {
+		apiArgs = append(apiArgs,
+			// The kubelet is a node: the Node authorizer and NodeRestriction
+			// hold it to its own node and pods.
+			"--authorization-mode=Node,RBAC",
+			"--enable-admission-plugins=NodeRestriction",
+			"--kubelet-client-certificate="+c.node.apiserverClientCrt,
+			"--kubelet-client-key="+c.node.apiserverClientKey,
+			"--kubelet-certificate-authority="+c.pki.caCertFile,
+			"--kubelet-preferred-address-types=InternalIP",
+		)
+	} else {
+		apiArgs = append(apiArgs,
+			"--authorization-mode=RBAC",
+			// The default reconciler refuses a loopback advertise address.
+			"--endpoint-reconciler-type=none",
+		)
+	}
+	apiserver, err := c.start("kube-apiserver", bin("kube-apiserver"), apiArgs...)(env)
 	if err != nil {
 		return nil, err
 	}
 	tlsClient := c.httpsClient()
 	if err := c.waitHTTP(ctx, apiserver, 90*time.Second, tlsClient,
-		fmt.Sprintf("https://127.0.0.1:%d/readyz", apiPort), c.pki.token); err != nil {
-		return nil, err
-	}
-
-	// kwok's configuration: the Stage documents from the binary dir.
-	stagesFile, err := c.writeStages()
-	if err != nil {
+		fmt.Sprintf("https://%s:%d/readyz", apiIP, apiPort), c.pki.token); err != nil {
 		return nil, err
 	}
 
@@ -222,26 +307,40 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	kwok, err := c.start("kwok", bin("kwok"),
-		"--kubeconfig="+c.kubeconfig,
-		"--config="+stagesFile,
-		"--manage-nodes-with-annotation-selector="+FakeNodeAnnotation+"=fake",
-		"--node-lease-duration-seconds=40",
-	)(env)
-	if err != nil {
-		return nil, err
-	}
 
 	cs, err := kubernetes.NewForConfig(c.restConfig)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.createStorageClasses(ctx, cs); err != nil {
-		return nil, err
-	}
-	nodes, err := c.createNodes(ctx, cs)
-	if err != nil {
-		return nil, err
+	var nodes []string
+	var nodeProc *process
+	if real {
+		if err := c.startRealNode(ctx, cs); err != nil {
+			return nil, err
+		}
+		nodes, nodeProc = []string{RealNodeName}, c.node.kubelet
+	} else {
+		// kwok's configuration: the Stage documents from the binary dir.
+		stagesFile, err := c.writeStages()
+		if err != nil {
+			return nil, err
+		}
+		kwok, err := c.start("kwok", bin("kwok"),
+			"--kubeconfig="+c.kubeconfig,
+			"--config="+stagesFile,
+			"--manage-nodes-with-annotation-selector="+FakeNodeAnnotation+"=fake",
+			"--node-lease-duration-seconds=40",
+		)(env)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.createStorageClasses(ctx, cs); err != nil {
+			return nil, err
+		}
+		if nodes, err = c.createNodes(ctx, cs); err != nil {
+			return nil, err
+		}
+		nodeProc = kwok
 	}
 	insecure := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
 		// Their serving certificates are self-signed in their cert dirs; this
@@ -256,7 +355,10 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		fmt.Sprintf("https://127.0.0.1:%d/healthz", schedPort), ""); err != nil {
 		return nil, err
 	}
-	if err := c.waitNodesReady(ctx, cs, kwok, nodes); err != nil {
+	if err := c.waitNodesReady(ctx, cs, nodeProc, nodes); err != nil {
+		return nil, err
+	}
+	if err := c.Check(); err != nil {
 		return nil, err
 	}
 	// Pods need the namespace's ServiceAccount, which the controller-manager
@@ -264,8 +366,16 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err := c.waitDefaultServiceAccount(ctx, cs, kcm); err != nil {
 		return nil, err
 	}
+	if real && !skipAddons {
+		if err := c.installAddons(ctx, cs); err != nil {
+			return nil, err
+		}
+		if err := c.waitAddons(ctx, cs); err != nil {
+			return nil, err
+		}
+	}
 	c.started = time.Since(begin)
-	c.logf("ready in %s: %d nodes, kubeconfig %s", c.started.Round(100*time.Millisecond), len(nodes), c.kubeconfig)
+	c.logf("ready in %s: %d nodes (%s), kubeconfig %s", c.started.Round(100*time.Millisecond), len(nodes), opts.Mode, c.kubeconfig)
 	return c, nil
 }
 
@@ -322,6 +432,10 @@ func (c *Cluster) Check() error {
 func (c *Cluster) Stop() error {
 	c.stopOnce.Do(func() {
 		var errs []error
+		// The node first: its pods and shims are no children of ours.
+		if err := c.stopRealNode(); err != nil {
+			errs = append(errs, err)
+		}
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		// Everything after kube-apiserver at once, then the API server, then etcd.
@@ -403,8 +517,8 @@ func (c *Cluster) httpsClient() *http.Client {
 	}}
 }
 
-func (c *Cluster) writeKubeconfig() error {
-	server := fmt.Sprintf("https://127.0.0.1:%d", c.apiPort)
+func (c *Cluster) writeKubeconfig(apiIP string) error {
+	server := fmt.Sprintf("https://%s:%d", apiIP, c.apiPort)
 	c.restConfig = &rest.Config{
 		Host:            server,
 		BearerToken:     c.pki.token,

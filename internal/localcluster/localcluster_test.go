@@ -17,7 +17,7 @@ func TestCheckBinDirNamesWhatIsMissing(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "etcd"), []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	err := checkBinDir(dir)
+	err := checkBinDir(dir, KwokNodes)
 	if err == nil {
 		t.Fatal("want an error for an incomplete binary directory")
 	}
@@ -28,6 +28,16 @@ func TestCheckBinDirNamesWhatIsMissing(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "etcd") {
 		t.Errorf("error %q lists etcd, which is present", err)
+	}
+	// A real node needs kubelet and kube-proxy, not kwok.
+	err = checkBinDir(dir, RealNode)
+	for _, want := range []string{"kubelet", "kube-proxy", "hack/kube-binaries.sh node"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("real node: error %v does not mention %q", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "kwok") {
+		t.Errorf("real node: error %q asks for kwok", err)
 	}
 }
 
@@ -105,7 +115,7 @@ func TestFreePortsAreDistinct(t *testing.T) {
 func fakeBinDir(t *testing.T, etcdScript string) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, b := range binaries {
+	for _, b := range append(append([]string{}, binaries...), kwokBinaries...) {
 		script := "#!/bin/sh\necho unexpected >&2\nexit 99\n"
 		if b == "etcd" {
 			script = etcdScript
@@ -125,7 +135,7 @@ func fakeBinDir(t *testing.T, etcdScript string) string {
 
 func TestStartReportsAProcessThatExitsWithItsLog(t *testing.T) {
 	bin := fakeBinDir(t, "#!/bin/sh\necho 'etcd: no space left, giving up' >&2\nexit 3\n")
-	_, err := Start(t.Context(), Options{BinDir: bin, Dir: t.TempDir(), Timeout: 30 * time.Second})
+	_, err := Start(t.Context(), Options{Mode: KwokNodes, BinDir: bin, Dir: t.TempDir(), Timeout: 30 * time.Second})
 	if err == nil {
 		t.Fatal("Start succeeded with a failing etcd")
 	}
@@ -140,7 +150,7 @@ func TestStartBoundsAHungProcessAndKillsIt(t *testing.T) {
 	// A "process" that never becomes healthy, with a child in its group.
 	dir := t.TempDir()
 	bin := fakeBinDir(t, "#!/bin/sh\necho $$ > "+dir+"/sh.pid\nsleep 600 &\necho $! > "+dir+"/sleep.pid\necho 'etcd: waiting forever' >&2\nwait\n")
-	_, err := Start(t.Context(), Options{BinDir: bin, Dir: dir, Timeout: 2 * time.Second})
+	_, err := Start(t.Context(), Options{Mode: KwokNodes, BinDir: bin, Dir: dir, Timeout: 2 * time.Second})
 	if err == nil {
 		t.Fatal("Start succeeded with a hung etcd")
 	}

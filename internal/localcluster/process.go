@@ -22,6 +22,7 @@ type process struct {
 	cmd     *exec.Cmd
 	logPath string
 	logFile *os.File
+	inNode  bool          // runs in the real node's namespaces
 	done    chan struct{} // closed when the process has exited
 	err     error         // exit error, valid after done is closed
 }

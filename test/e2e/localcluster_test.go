@@ -24,6 +24,7 @@ import (
 // the garbage collector deletes a Deployment's ReplicaSet and Pods.
 func TestLocalCluster(t *testing.T) {
 	c := localcluster.StartForTest(t, func(o *localcluster.Options) {
+		o.Mode = localcluster.KwokNodes
 		// A class a Shop might name, besides the default one.
 		o.StorageClasses = []string{"standard"}
 	})

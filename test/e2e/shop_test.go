@@ -30,7 +30,7 @@ import (
 // Ready with every workload available, and deleting it garbage-collects
 // every child.
 func TestShopOnLocalCluster(t *testing.T) {
-	c := localcluster.StartForTest(t)
+	c := localcluster.StartForTest(t, func(o *localcluster.Options) { o.Mode = localcluster.KwokNodes })
 	cfg := c.RESTConfig()
 	if _, err := envtest.InstallCRDs(cfg, envtest.CRDInstallOptions{
 		Paths: []string{filepath.Join(testenv.RepoRoot(), "config", "crd", "bases")}, ErrorIfPathMissing: true,
