@@ -94,6 +94,12 @@ func (in Input) DatabaseSecretName(service string) string {
 // signing key (key signing-key.pem, PKCS#8 Ed25519).
 func (in Input) SigningKeySecretName() string { return in.Name("auth-signing-key") }
 
+// CollectorServiceAccountName is the ServiceAccount the Shop's collector
+// runs as (the OpenTelemetryCollector's spec.serviceAccount, bound to the
+// k8s_attributes RBAC), and so its mesh identity: the collector builder sets
+// it, the mesh builder admits it.
+func (in Input) CollectorServiceAccountName() string { return in.Name("otel-collector") }
+
 // SelectorLabels are the stable labels that select a component's pods.
 // Note: app.kubernetes.io/instance is deliberately not used: Argo CD tracks
 // its applications with it and would prune children that carry it.
