@@ -25,11 +25,12 @@ type Input struct {
 	// keeps (see package secrets), by Secret name and key. Builders render
 	// those Secrets with exactly these values.
 	Generated map[string]map[string][]byte
-	// ExternalCAs holds the optional ca.crt of each external database's
-	// Secret, by Secret name, as the controller read it (absent: no CA).
-	// A CA is public; builders only hash it, so that a new one rolls the pods
-	// that trust it.
-	ExternalCAs map[string][]byte
+	// Referenced holds the values that pods read only when they start from
+	// the Secrets the Shop references (an external database's ca.crt), by
+	// Secret name and key, as the controller read them (absent: no such
+	// key, or no such Secret). Builders only hash them, so that a change
+	// rolls the pods that read them.
+	Referenced map[string]map[string][]byte
 }
 
 // APIs lists the optional third-party APIs a builder may render objects of.

@@ -162,7 +162,7 @@ func secretsOf(svc string, signingKey, cookie *corev1.Secret, in render.Input) m
 		// An external database's CA is read from a file once per connection
 		// pool: a new one must roll the pods. Without a CA nothing is added,
 		// so the checksum of Shops without one stays as it was.
-		if ca := in.ExternalCAs[db.External.SecretName]; len(ca) > 0 {
+		if ca := in.Referenced[db.External.SecretName][secrets.CACertKey]; len(ca) > 0 {
 			out[db.External.SecretName] = map[string][]byte{secrets.CACertKey: ca}
 		}
 	}
