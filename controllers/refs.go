@@ -34,6 +34,10 @@ func secretRefs(in render.Input) []secretRef {
 				Rolls: []string{secrets.CACertKey}})
 		}
 	}
+	// Auth reads the admin's credentials only at start: a change rolls it.
+	if a := in.Spec.Admin; a != nil {
+		refs = append(refs, secretRef{Name: a.SecretName, Keys: secrets.AdminKeys, For: adminFor, Rolls: secrets.AdminKeys})
+	}
 	for _, r := range collector.SecretRefs(in) {
 		refs = append(refs, secretRef{Name: r.Name, Keys: []string{r.Key}, For: exporterFor(r.For)})
 	}
@@ -48,6 +52,9 @@ func secretRefs(in render.Input) []secretRef {
 	}
 	return refs
 }
+
+// adminFor names the admin Secret in reference problems.
+const adminFor = "admin account"
 
 // exporterFor names an exporter in reference problems; exporterConditions
 // finds its problems by this prefix.

@@ -142,6 +142,7 @@ func (r *ShopReconciler) reconcile(ctx context.Context, shop *shopv1.Shop, st *s
 	in.Referenced = referenced
 	st.exporters(in)
 	in = withoutUnreadyExporters(in, st.refProblems)
+	in = withoutUnreadyAdmin(in, st.refProblems)
 
 	desired, err := engine.Desired(in)
 	if err != nil {
@@ -233,6 +234,17 @@ func withoutUnreadyExporters(in render.Input, problems []string) render.Input {
 			off := false
 			*enabled = &off
 		}
+	}
+	return in
+}
+
+// withoutUnreadyAdmin renders auth without the admin's variables while their
+// Secret or a key is missing: a required secretKeyRef to it would keep auth's
+// pods from starting, for want of an account only an admin needs.
+// ReferencesResolved says what is missing.
+func withoutUnreadyAdmin(in render.Input, problems []string) render.Input {
+	if len(filter(problems, adminFor+":")) > 0 {
+		in.Spec.Admin = nil
 	}
 	return in
 }
