@@ -29,10 +29,10 @@ func Getenv(key string) string {
 func checkEnv(service string) ([]string, error) {
 	var read, unread []string
 	for _, kv := range os.Environ() {
-		name, value, _ := strings.Cut(kv, "=")
+		name, _, _ := strings.Cut(kv, "=")
 		_, ok := envRead.Load(name)
 		switch {
-		case ok && value != "":
+		case ok:
 			read = append(read, name)
 		case !ok && slices.ContainsFunc(ownPrefixes, func(p string) bool { return strings.HasPrefix(name, p) }):
 			unread = append(unread, name)
