@@ -53,8 +53,12 @@ kube-binaries: ## Build (once, cached by version) kube-apiserver, etcd, controll
 	hack/kube-binaries.sh cluster
 
 .PHONY: test-tools
-test-tools: kube-binaries otelcol ## Everything the operator tests run: Kubernetes binaries, otelcol, promtool, amtool.
+test-tools: kube-binaries otelcol postgres ## Everything the operator tests run: Kubernetes binaries, otelcol, promtool, amtool, Postgres.
 	hack/prometheus-tools.sh
+
+.PHONY: postgres
+postgres: ## Install Debian's postgresql-15 when missing (the tests' throwaway servers, test/contract's databases).
+	$(MAKE) -C services postgres
 
 .PHONY: test-operator
 test-operator: test-tools ## Operator tests: real API server, real CRDs, otelcol, promtool, a local cluster.

@@ -14,9 +14,10 @@ type secretRef struct {
 	Name string
 	Keys []string
 	For  string // what needs it, for the condition message
-	// CA: the Secret may hold a ca.crt that pods trust (external databases);
-	// the controller passes it to the builders to roll them when it changes.
-	CA bool
+	// Rolls are keys (required or optional) whose values pods read only
+	// when they start: the controller passes them to the builders
+	// (render.Input.Referenced), which roll the pods when one changes.
+	Rolls []string
 }
 
 // secretRefs lists every Secret the Shop references, as the builders that
@@ -29,8 +30,13 @@ func secretRefs(in render.Input) []secretRef {
 	}
 	for _, svc := range render.Databases {
 		if ext := dbs[svc].External; ext != nil {
-			refs = append(refs, secretRef{Name: ext.SecretName, Keys: secrets.ExternalDatabaseKeys, For: svc + " database", CA: true})
+			refs = append(refs, secretRef{Name: ext.SecretName, Keys: secrets.ExternalDatabaseKeys, For: svc + " database",
+				Rolls: []string{secrets.CACertKey}})
 		}
+	}
+	// Auth reads the admin's credentials only at start: a change rolls it.
+	if a := in.Spec.Admin; a != nil {
+		refs = append(refs, secretRef{Name: a.SecretName, Keys: secrets.AdminKeys, For: adminFor, Rolls: secrets.AdminKeys})
 	}
 	for _, r := range collector.SecretRefs(in) {
 		refs = append(refs, secretRef{Name: r.Name, Keys: []string{r.Key}, For: exporterFor(r.For)})
@@ -46,6 +52,9 @@ func secretRefs(in render.Input) []secretRef {
 	}
 	return refs
 }
+
+// adminFor names the admin Secret in reference problems.
+const adminFor = "admin account"
 
 // exporterFor names an exporter in reference problems; exporterConditions
 // finds its problems by this prefix.

@@ -135,13 +135,14 @@ func (r *ShopReconciler) reconcile(ctx context.Context, shop *shopv1.Shop, st *s
 	}
 	st.dependencies(missingAPIs(in))
 
-	refsOK, cas, err := r.checkReferences(ctx, in, st)
+	refsOK, referenced, err := r.checkReferences(ctx, in, st)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	in.ExternalCAs = cas
+	in.Referenced = referenced
 	st.exporters(in)
 	in = withoutUnreadyExporters(in, st.refProblems)
+	in = withoutUnreadyAdmin(in, st.refProblems)
 
 	desired, err := engine.Desired(in)
 	if err != nil {
@@ -189,10 +190,11 @@ func (r *ShopReconciler) generatedSecrets(ctx context.Context, in render.Input) 
 
 // checkReferences checks every Secret the Shop references and sets the
 // conditions that report them. It reports false when one is missing, and
-// returns the ca.crt of the Secrets that may carry one (render.Input.ExternalCAs).
-func (r *ShopReconciler) checkReferences(ctx context.Context, in render.Input, st *status) (bool, map[string][]byte, error) {
+// returns the values of their keys that pods read at start
+// (render.Input.Referenced).
+func (r *ShopReconciler) checkReferences(ctx context.Context, in render.Input, st *status) (bool, map[string]map[string][]byte, error) {
 	var problems []string
-	cas := map[string][]byte{}
+	referenced := map[string]map[string][]byte{}
 	for _, ref := range secretRefs(in) {
 		sec := &corev1.Secret{}
 		err := r.Direct.Get(ctx, client.ObjectKey{Namespace: in.Shop.Namespace, Name: ref.Name}, sec)
@@ -207,13 +209,18 @@ func (r *ShopReconciler) checkReferences(ctx context.Context, in render.Input, s
 					problems = append(problems, fmt.Sprintf("%s: Secret %q has no key %q", ref.For, ref.Name, k))
 				}
 			}
-			if ca := sec.Data[secrets.CACertKey]; ref.CA && len(ca) > 0 {
-				cas[ref.Name] = ca
+			for _, k := range ref.Rolls {
+				if v := sec.Data[k]; len(v) > 0 {
+					if referenced[ref.Name] == nil {
+						referenced[ref.Name] = map[string][]byte{}
+					}
+					referenced[ref.Name][k] = v
+				}
 			}
 		}
 	}
 	st.references(problems)
-	return len(problems) == 0, cas, nil
+	return len(problems) == 0, referenced, nil
 }
 
 // withoutUnreadyExporters switches off every exporter whose Secret is
@@ -227,6 +234,17 @@ func withoutUnreadyExporters(in render.Input, problems []string) render.Input {
 			off := false
 			*enabled = &off
 		}
+	}
+	return in
+}
+
+// withoutUnreadyAdmin renders auth without the admin's variables while their
+// Secret or a key is missing: a required secretKeyRef to it would keep auth's
+// pods from starting, for want of an account only an admin needs.
+// ReferencesResolved says what is missing.
+func withoutUnreadyAdmin(in render.Input, problems []string) render.Input {
+	if len(filter(problems, adminFor+":")) > 0 {
+		in.Spec.Admin = nil
 	}
 	return in
 }

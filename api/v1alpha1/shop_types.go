@@ -63,6 +63,25 @@ type ShopSpec struct {
 	// Operations: load generation and synthetic checks.
 	// +optional
 	Operations OperationsSpec `json:"operations,omitempty"`
+
+	// Admin names the Shop's administrator, whom auth creates at start.
+	// Without it no account can be an admin.
+	// +optional
+	Admin *AdminSpec `json:"admin,omitempty"`
+}
+
+// AdminSpec reads the administrator's credentials from a Secret.
+type AdminSpec struct {
+	// SecretName of a Secret in the Shop's namespace with the keys email and
+	// password (at least 8 characters). At every start auth creates this
+	// account as an admin, or makes the existing account of that email an
+	// admin (an existing account keeps its password). The pods read the keys
+	// from the Secret itself, and a change of either restarts auth. While the
+	// Secret or a key is missing, auth starts without them and
+	// ReferencesResolved names what is missing.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	SecretName string `json:"secretName"`
 }
 
 // ImageSpec names a container image.

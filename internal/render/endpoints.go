@@ -24,6 +24,11 @@ func (in Input) ServiceURL(svc string) string {
 	return fmt.Sprintf("http://%s:%d", in.Name(svc), HTTPPort)
 }
 
+// GatewayTLS tells whether shoppers reach the Shop over HTTPS: the gateway
+// terminates TLS with the Shop's certificate and redirects plain HTTP. The
+// mesh builder serves it; the frontend then marks its cookies Secure.
+func (in Input) GatewayTLS() bool { return in.Spec.Gateway.TLSSecretName != "" }
+
 // OTLPEndpoint is where the services send OTLP gRPC: the Service that the
 // opentelemetry-operator creates for the collector CR named <shop>. It is
 // empty when no collector runs (disabled, or the operator is not installed),

@@ -25,11 +25,12 @@ type Input struct {
 	// keeps (see package secrets), by Secret name and key. Builders render
 	// those Secrets with exactly these values.
 	Generated map[string]map[string][]byte
-	// ExternalCAs holds the optional ca.crt of each external database's
-	// Secret, by Secret name, as the controller read it (absent: no CA).
-	// A CA is public; builders only hash it, so that a new one rolls the pods
-	// that trust it.
-	ExternalCAs map[string][]byte
+	// Referenced holds the values that pods read only when they start from
+	// the Secrets the Shop references (an external database's ca.crt), by
+	// Secret name and key, as the controller read them (absent: no such
+	// key, or no such Secret). Builders only hash them, so that a change
+	// rolls the pods that read them.
+	Referenced map[string]map[string][]byte
 }
 
 // APIs lists the optional third-party APIs a builder may render objects of.
@@ -93,6 +94,12 @@ func (in Input) DatabaseSecretName(service string) string {
 // SigningKeySecretName is the generated Secret with the auth service's JWT
 // signing key (key signing-key.pem, PKCS#8 Ed25519).
 func (in Input) SigningKeySecretName() string { return in.Name("auth-signing-key") }
+
+// CollectorServiceAccountName is the ServiceAccount the Shop's collector
+// runs as (the OpenTelemetryCollector's spec.serviceAccount, bound to the
+// k8s_attributes RBAC), and so its mesh identity: the collector builder sets
+// it, the mesh builder admits it.
+func (in Input) CollectorServiceAccountName() string { return in.Name("otel-collector") }
 
 // SelectorLabels are the stable labels that select a component's pods.
 // Note: app.kubernetes.io/instance is deliberately not used: Argo CD tracks

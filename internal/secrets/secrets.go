@@ -44,6 +44,13 @@ const (
 // the pods read them).
 var ExternalDatabaseKeys = []string{HostKey, PortKey, DBNameKey, UserKey, PasswordKey}
 
+// Keys of the user's admin Secret (spec.admin.secretName): the email and
+// password auth bootstraps its administrator with.
+const AdminEmailKey = "email"
+
+// AdminKeys must all be present in the admin Secret.
+var AdminKeys = []string{AdminEmailKey, PasswordKey}
+
 // CookieSecretName is the generated Secret with the frontend's cookie
 // signing secret (key cookie-secret): regenerating it would log every shopper
 // out and empty their carts.

@@ -63,9 +63,6 @@ func Build(in render.Input) ([]client.Object, error) {
 // pods and Services are then <shop>-sampler-collector*).
 func samplerName(in render.Input) string { return in.Name(samplerSuffix) }
 
-// serviceAccountName runs the gateway collector with the k8s_attributes RBAC.
-func serviceAccountName(in render.Input) string { return in.Name("otel-collector") }
-
 // collectorObject renders one OpenTelemetryCollector. The gateway is named
 // after the Shop so that the operator's Service is <shop>-collector, where
 // the services send OTLP (render.Input.OTLPEndpoint).
@@ -92,7 +89,8 @@ func collectorObject(in render.Input, p plan, name, component string, cfg map[st
 		spec["resources"] = col.Resources
 	}
 	if component == componentCollector {
-		spec["serviceAccount"] = serviceAccountName(in)
+		// The gateway runs with the k8s_attributes RBAC.
+		spec["serviceAccount"] = in.CollectorServiceAccountName()
 		spec["ports"] = []any{map[string]any{"name": PrometheusPortName, "port": PrometheusPort, "protocol": "TCP"}}
 	}
 	if in.Spec.PodDisruptionBudgets && replicas > 1 {
@@ -165,7 +163,7 @@ func secretEnv(in render.Input, p plan) []corev1.EnvVar {
 // k8sAttributesRBAC lets the gateway's k8s_attributes processor watch pods
 // and ReplicaSets (for k8s.deployment.name) in the Shop's namespace only.
 func k8sAttributesRBAC(in render.Input) []client.Object {
-	name := serviceAccountName(in)
+	name := in.CollectorServiceAccountName()
 	sa := &corev1.ServiceAccount{ObjectMeta: in.ObjectMeta(name, componentCollector)}
 	role := &rbacv1.Role{
 		ObjectMeta: in.ObjectMeta(name, componentCollector),

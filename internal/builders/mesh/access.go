@@ -110,10 +110,10 @@ func principal(in render.Input, svc string) string {
 	return fmt.Sprintf("cluster.local/ns/%s/sa/%s", in.Shop.Namespace, in.Name(svc))
 }
 
-// collectorPrincipal is the identity the opentelemetry-operator gives the
-// collector named <shop>: ServiceAccount <shop>-collector.
+// collectorPrincipal is the mesh identity of the Shop's collector: the
+// ServiceAccount the collector builder runs it as.
 func collectorPrincipal(in render.Input) string {
-	return fmt.Sprintf("cluster.local/ns/%s/sa/%s", in.Shop.Namespace, in.Name("collector"))
+	return fmt.Sprintf("cluster.local/ns/%s/sa/%s", in.Shop.Namespace, in.CollectorServiceAccountName())
 }
 
 // collectorPodLabels select the collector pods the opentelemetry-operator

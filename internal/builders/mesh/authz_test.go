@@ -27,7 +27,7 @@ func callers(in render.Input) map[string]caller {
 	out := map[string]caller{
 		"gateway":    {principal: mesh.IngressGatewayPrincipals[0], namespace: "istio-system", labels: map[string]string{"istio": "ingressgateway"}},
 		"prometheus": {principal: sa("monitoring", "prometheus"), namespace: "monitoring", labels: map[string]string{"app.kubernetes.io/name": "prometheus"}},
-		"collector": {principal: sa(ns, in.Name("collector")), namespace: ns, labels: map[string]string{
+		"collector": {principal: sa(ns, in.CollectorServiceAccountName()), namespace: ns, labels: map[string]string{
 			"app.kubernetes.io/managed-by": "opentelemetry-operator", "app.kubernetes.io/component": "opentelemetry-collector",
 			"app.kubernetes.io/instance": ns + "." + in.Shop.Name,
 		}},

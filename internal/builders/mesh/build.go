@@ -87,7 +87,7 @@ func StorefrontURL(in render.Input) string {
 		if strings.HasPrefix(h, "*") {
 			continue
 		}
-		if g.TLSSecretName != "" {
+		if in.GatewayTLS() {
 			return "https://" + h
 		}
 		return "http://" + h

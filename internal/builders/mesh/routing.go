@@ -73,14 +73,14 @@ func gateway(in render.Input) *networkingv1.Gateway {
 		Hosts: hosts,
 	}
 	servers := []*netv1alpha3.Server{http}
-	if secret := in.Spec.Gateway.TLSSecretName; secret != "" {
+	if in.GatewayTLS() {
 		http.Tls = &netv1alpha3.ServerTLSSettings{HttpsRedirect: true}
 		servers = append(servers, &netv1alpha3.Server{
 			Port:  &netv1alpha3.Port{Number: 443, Name: "https", Protocol: "HTTPS"},
 			Hosts: hosts,
 			// The Secret must live in the ingress gateway's namespace.
 			Tls: &netv1alpha3.ServerTLSSettings{
-				Mode: netv1alpha3.ServerTLSSettings_SIMPLE, CredentialName: secret,
+				Mode: netv1alpha3.ServerTLSSettings_SIMPLE, CredentialName: in.Spec.Gateway.TLSSecretName,
 				MinProtocolVersion: netv1alpha3.ServerTLSSettings_TLSV1_2,
 			},
 		})

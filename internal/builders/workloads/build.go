@@ -142,13 +142,32 @@ func generatedSecret(in render.Input, name, component string) (*corev1.Secret, e
 	}, nil
 }
 
-// secretsOf returns the generated Secret data a service's pods read, so that
-// its checksum changes only when one of them does.
+// secretsOf returns the Secret data a service's pods read only at start
+// (generated, or referenced as the controller read it), so that its
+// checksum changes only when one of them does.
 func secretsOf(svc string, signingKey, cookie *corev1.Secret, in render.Input) map[string]map[string][]byte {
 	out := map[string]map[string][]byte{}
+	// referenced adds a key of a user's Secret when the controller read one
+	// (one Secret may serve several purposes).
+	referenced := func(secret, key string) {
+		if v := in.Referenced[secret][key]; len(v) > 0 {
+			if out[secret] == nil {
+				out[secret] = map[string][]byte{}
+			}
+			out[secret][key] = v
+		}
+	}
 	switch svc {
 	case render.Auth:
 		out[signingKey.Name] = signingKey.Data
+		// Auth bootstraps the admin at start: a new email or password must
+		// roll it. Nothing can be learnt of them from the checksum: the
+		// signing key, secret and random, is hashed with them.
+		if a := in.Spec.Admin; a != nil {
+			for _, k := range secrets.AdminKeys {
+				referenced(a.SecretName, k)
+			}
+		}
 	case render.Frontend:
 		out[cookie.Name] = cookie.Data
 	}
@@ -162,9 +181,7 @@ func secretsOf(svc string, signingKey, cookie *corev1.Secret, in render.Input) m
 		// An external database's CA is read from a file once per connection
 		// pool: a new one must roll the pods. Without a CA nothing is added,
 		// so the checksum of Shops without one stays as it was.
-		if ca := in.ExternalCAs[db.External.SecretName]; len(ca) > 0 {
-			out[db.External.SecretName] = map[string][]byte{secrets.CACertKey: ca}
-		}
+		referenced(db.External.SecretName, secrets.CACertKey)
 	}
 	return out
 }

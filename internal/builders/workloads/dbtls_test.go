@@ -100,7 +100,7 @@ func TestExternalDatabaseCA(t *testing.T) {
 }
 
 // TestExternalDatabaseCARollsPods: the controller passes an external
-// database Secret's ca.crt (render.Input.ExternalCAs); a new CA changes only
+// database Secret's ca.crt (render.Input.Referenced); a new CA changes only
 // that service's secrets checksum, and a Secret without one changes nothing,
 // so Shops without a CA keep their pods.
 func TestExternalDatabaseCARollsPods(t *testing.T) {
@@ -108,7 +108,10 @@ func TestExternalDatabaseCARollsPods(t *testing.T) {
 	spec.Databases.Catalog.External = &shopv1.ExternalDatabase{SecretName: "catalog-pg"}
 	sums := func(cas map[string][]byte) map[string]string {
 		in := rendertest.Input(spec)
-		in.ExternalCAs = cas
+		in.Referenced = map[string]map[string][]byte{}
+		for name, ca := range cas {
+			in.Referenced[name] = map[string][]byte{"ca.crt": ca}
+		}
 		objs := build(t, in)
 		out := map[string]string{}
 		for _, svc := range render.Services {

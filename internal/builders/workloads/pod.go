@@ -211,8 +211,18 @@ func env(in render.Input, svc string, w shopv1.WorkloadSpec) []corev1.EnvVar {
 	switch svc {
 	case render.Auth:
 		vars = append(vars, corev1.EnvVar{Name: "AUTH_SIGNING_KEY_FILE", Value: signingKeyDir + "/" + secrets.SigningKeyKey})
+		if a := in.Spec.Admin; a != nil {
+			// Straight from the user's Secret: the password is never copied.
+			vars = append(vars,
+				secretRef("AUTH_ADMIN_EMAIL", a.SecretName, secrets.AdminEmailKey, false),
+				secretRef("AUTH_ADMIN_PASSWORD", a.SecretName, secrets.PasswordKey, false))
+		}
 	case render.Frontend:
-		vars = append(vars, secretRef("FRONTEND_COOKIE_SECRET", secrets.CookieSecretName(in), secrets.CookieSecretKey, false))
+		vars = append(vars,
+			secretRef("FRONTEND_COOKIE_SECRET", secrets.CookieSecretName(in), secrets.CookieSecretKey, false),
+			// Behind TLS the session and cart cookies must never travel over
+			// plain HTTP; on http a browser would drop Secure cookies.
+			corev1.EnvVar{Name: "FRONTEND_SECURE_COOKIES", Value: strconv.FormatBool(in.GatewayTLS())})
 	}
 	vars = slices.DeleteFunc(vars, func(v corev1.EnvVar) bool {
 		return slices.ContainsFunc(w.Env, func(u corev1.EnvVar) bool { return u.Name == v.Name })

@@ -444,8 +444,9 @@ func Run(ctx context.Context, cfg platform.Config) error {
 		return err
 	}
 	svc := New(db, NewIssuer(key, cfg.AuthIssuer, cfg.AuthAudience, ttl))
-	if e := platform.Env("AUTH_ADMIN_EMAIL", ""); e != "" {
-		if err := svc.BootstrapAdmin(ctx, e, platform.Env("AUTH_ADMIN_PASSWORD", "")); err != nil {
+	// Either alone is a mistake that BootstrapAdmin names.
+	if e, pw := platform.Env("AUTH_ADMIN_EMAIL", ""), platform.Env("AUTH_ADMIN_PASSWORD", ""); e != "" || pw != "" {
+		if err := svc.BootstrapAdmin(ctx, e, pw); err != nil {
 			return err
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/shopplatform/shop-operator/services/internal/platform"
 )
 
 // fakeShop is a small in-memory stand-in for auth, catalog and orders,
@@ -451,6 +453,24 @@ func TestReadyChecks(t *testing.T) {
 	for _, c := range srv.ReadyChecks() {
 		if err := c.Func(t.Context()); err == nil {
 			t.Errorf("%s ready while its backend is down", c.Name)
+		}
+	}
+}
+
+// TestFormatMoneyMatchesServices: the storefront shows every amount as the
+// services mean it (platform.ParseMoney reads the shown number back to the
+// same minor units), including currencies whose minor units are not two.
+func TestFormatMoneyMatchesServices(t *testing.T) {
+	for _, cur := range []string{"EUR", "USD", "JPY", "KWD", "UGX", "XOF", "XAF", "XPF", "RWF", "PYG", "IQD", "LYD", "CLF", "UYW"} {
+		for _, minor := range []int64{0, 7, 1999, 123456789} {
+			shown := FormatMoney(minor, cur)
+			num := strings.TrimSpace(strings.TrimSuffix(shown, cur))
+			num = strings.TrimLeft(num, "€$£¥")
+			num = strings.ReplaceAll(num, ",", "")
+			got, err := platform.ParseMoney(num, cur)
+			if err != nil || got != minor {
+				t.Errorf("FormatMoney(%d, %s) = %q, which the services read as %d (%v)", minor, cur, shown, got, err)
+			}
 		}
 	}
 }

@@ -3,14 +3,9 @@ package frontend
 import (
 	"strconv"
 	"strings"
-)
 
-// currencyExponent is the number of minor-unit digits of the currencies that
-// the catalog may use; unknown currencies are shown with two digits.
-var currencyExponent = map[string]int{
-	"JPY": 0, "KRW": 0, "CLP": 0, "ISK": 0, "VND": 0,
-	"BHD": 3, "KWD": 3, "OMR": 3, "TND": 3, "JOD": 3,
-}
+	"github.com/shopplatform/shop-operator/services/internal/platform"
+)
 
 var currencySymbol = map[string]string{
 	"EUR": "€", "USD": "$", "GBP": "£", "JPY": "¥", "CHF": "CHF ",
@@ -20,10 +15,8 @@ var currencySymbol = map[string]string{
 // It never panics, whatever the input.
 func FormatMoney(minor int64, currency string) string {
 	cur := strings.ToUpper(strings.TrimSpace(currency))
-	exp, ok := currencyExponent[cur]
-	if !ok {
-		exp = 2
-	}
+	// The services' own table: what they parse is what is shown.
+	exp := platform.CurrencyExponent(cur)
 	neg := minor < 0
 	var abs uint64
 	if neg {

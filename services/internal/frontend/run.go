@@ -7,8 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/shopplatform/shop-operator/services/internal/platform"
@@ -49,30 +47,20 @@ func OptionsFromEnv(cfg platform.Config) (Options, error) {
 		Client:     platform.NewHTTPClient(backendTimeout),
 		ShopName:   cfg.ShopName,
 	}
-	if s := os.Getenv("FRONTEND_COOKIE_SECRET"); s != "" {
+	if s := platform.Getenv("FRONTEND_COOKIE_SECRET"); s != "" {
 		if len(s) < 16 {
 			return o, errors.New("FRONTEND_COOKIE_SECRET: use at least 16 characters")
 		}
 		o.CookieSecret = []byte(s)
 	}
 	var err error
-	if o.SecureCookies, err = envBool("FRONTEND_SECURE_COOKIES"); err != nil {
+	if o.SecureCookies, err = platform.EnvBool("FRONTEND_SECURE_COOKIES"); err != nil {
 		return o, err
 	}
-	if o.RemoteImages, err = envBool("FRONTEND_REMOTE_IMAGES"); err != nil {
+	if o.RemoteImages, err = platform.EnvBool("FRONTEND_REMOTE_IMAGES"); err != nil {
 		return o, err
 	}
 	return o, nil
-}
-
-func envBool(key string) (bool, error) {
-	switch strings.ToLower(strings.TrimSpace(os.Getenv(key))) {
-	case "", "false", "0", "no":
-		return false, nil
-	case "true", "1", "yes":
-		return true, nil
-	}
-	return false, fmt.Errorf("%s: want true or false, got %q", key, os.Getenv(key))
 }
 
 // ReadyChecks report whether each backend is reachable: auth and catalog

@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -510,7 +509,7 @@ func Run(ctx context.Context, cfg platform.Config) error {
 	}
 	var checks []platform.Check
 	var db *pgxpool.Pool
-	if cfg.DatabaseURL != "" || os.Getenv("PGHOST") != "" {
+	if cfg.DatabaseURL != "" || platform.Getenv("PGHOST") != "" {
 		if db, err = platform.OpenDB(ctx, cfg.DatabaseURL, "payment", Migrations()); err != nil {
 			return err
 		}

@@ -7,7 +7,6 @@ package platform
 import (
 	"fmt"
 	"log/slog"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -46,23 +45,23 @@ func LoadConfig(service string) (Config, error) {
 		Service:      service,
 		HTTPAddr:     Env("HTTP_ADDR", ":8080"),
 		AdminAddr:    Env("ADMIN_ADDR", ":9090"),
-		DatabaseURL:  os.Getenv("DATABASE_URL"),
-		AuthURL:      strings.TrimRight(os.Getenv("AUTH_URL"), "/"),
-		CatalogURL:   strings.TrimRight(os.Getenv("CATALOG_URL"), "/"),
-		OrdersURL:    strings.TrimRight(os.Getenv("ORDERS_URL"), "/"),
-		PaymentURL:   strings.TrimRight(os.Getenv("PAYMENT_URL"), "/"),
+		DatabaseURL:  Getenv("DATABASE_URL"),
+		AuthURL:      strings.TrimRight(Getenv("AUTH_URL"), "/"),
+		CatalogURL:   strings.TrimRight(Getenv("CATALOG_URL"), "/"),
+		OrdersURL:    strings.TrimRight(Getenv("ORDERS_URL"), "/"),
+		PaymentURL:   strings.TrimRight(Getenv("PAYMENT_URL"), "/"),
 		AuthIssuer:   Env("AUTH_ISSUER", "shop-auth"),
 		AuthAudience: Env("AUTH_AUDIENCE", "shop"),
-		OTLPEndpoint: os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"),
+		OTLPEndpoint: Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"),
 		OTLPProtocol: Env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
 		ServiceName:  Env("OTEL_SERVICE_NAME", service),
-		Environment:  os.Getenv("DEPLOYMENT_ENVIRONMENT"),
-		PodName:      os.Getenv("K8S_POD_NAME"),
-		Namespace:    os.Getenv("K8S_NAMESPACE_NAME"),
-		NodeName:     os.Getenv("K8S_NODE_NAME"),
-		ShopName:     os.Getenv("SHOP_NAME"),
+		Environment:  Getenv("DEPLOYMENT_ENVIRONMENT"),
+		PodName:      Getenv("K8S_POD_NAME"),
+		Namespace:    Getenv("K8S_NAMESPACE_NAME"),
+		NodeName:     Getenv("K8S_NODE_NAME"),
+		ShopName:     Getenv("SHOP_NAME"),
 	}
-	c.AuthJWKSURL = os.Getenv("AUTH_JWKS_URL")
+	c.AuthJWKSURL = Getenv("AUTH_JWKS_URL")
 	if c.AuthJWKSURL == "" && c.AuthURL != "" {
 		c.AuthJWKSURL = c.AuthURL + "/.well-known/jwks.json"
 	}
@@ -96,15 +95,27 @@ func ParseLogLevel(s string) (slog.Level, error) {
 
 // Env returns the variable or def when it is unset or empty.
 func Env(key, def string) string {
-	if v := os.Getenv(key); v != "" {
+	if v := Getenv(key); v != "" {
 		return v
 	}
 	return def
 }
 
+// EnvBool parses true/false (also 1/0, yes/no); unset means false.
+func EnvBool(key string) (bool, error) {
+	v := Getenv(key)
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "false", "0", "no":
+		return false, nil
+	case "true", "1", "yes":
+		return true, nil
+	}
+	return false, fmt.Errorf("%s: want true or false, got %q", key, v)
+}
+
 // EnvDuration parses a Go duration such as "250ms"; unset means def.
 func EnvDuration(key string, def time.Duration) (time.Duration, error) {
-	v := os.Getenv(key)
+	v := Getenv(key)
 	if v == "" {
 		return def, nil
 	}
@@ -117,7 +128,7 @@ func EnvDuration(key string, def time.Duration) (time.Duration, error) {
 
 // EnvFloat parses a float within [min, max]; unset means def.
 func EnvFloat(key string, def, min, max float64) (float64, error) {
-	v := os.Getenv(key)
+	v := Getenv(key)
 	if v == "" {
 		return def, nil
 	}

@@ -6,14 +6,19 @@ import (
 	"strings"
 )
 
-// CurrencyExponent is the number of minor-unit digits of a currency (ISO 4217);
-// currencies not listed have two.
+// CurrencyExponent is the number of minor-unit digits of a currency, from
+// ISO 4217 list one; every other code has two. This is the one table: the
+// services parse and store amounts with it and the storefront formats them
+// with it, so an amount means the same everywhere.
 func CurrencyExponent(currency string) int {
 	switch currency {
-	case "JPY", "KRW", "CLP", "ISK", "VND", "UGX", "XOF", "XAF":
+	case "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF",
+		"UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF":
 		return 0
-	case "BHD", "KWD", "OMR", "TND", "JOD", "IQD", "LYD":
+	case "BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND":
 		return 3
+	case "CLF", "UYW":
+		return 4
 	}
 	return 2
 }

@@ -1,7 +1,10 @@
 package platform
 
 import (
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -54,4 +57,34 @@ func FuzzParseMoney(f *testing.F) {
 			t.Fatalf("round trip %q -> %d -> %q -> %d, %v", s, v, str, v2, err)
 		}
 	})
+}
+
+// TestCurrencyExponentISO4217 holds the one minor-units table of the
+// services and the storefront against ISO 4217 list one
+// (testdata/iso4217.txt): every active code, not only the ones a catalog
+// uses today, so that prices in UGX, XOF, XAF, IQD or LYD mean the same
+// amount everywhere.
+func TestCurrencyExponentISO4217(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "iso4217.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		code, units, ok := strings.Cut(line, " ")
+		want, err := strconv.Atoi(units)
+		if !ok || err != nil {
+			t.Fatalf("testdata/iso4217.txt: bad line %q", line)
+		}
+		if got := CurrencyExponent(code); got != want {
+			t.Errorf("CurrencyExponent(%s) = %d, ISO 4217 says %d", code, got, want)
+		}
+		n++
+	}
+	if n < 150 {
+		t.Fatalf("testdata/iso4217.txt lists %d currencies: truncated?", n)
+	}
 }

@@ -3,7 +3,6 @@ package platform
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
@@ -47,8 +46,8 @@ func (s untracedSampler) Description() string {
 // means the SDK's default, parentbased_always_on. Unlike the SDK, a value it
 // cannot use is an error instead of a silent fallback to sampling everything.
 func samplerFromEnv() (sdktrace.Sampler, error) {
-	name := strings.ToLower(strings.TrimSpace(os.Getenv("OTEL_TRACES_SAMPLER")))
-	arg := strings.TrimSpace(os.Getenv("OTEL_TRACES_SAMPLER_ARG"))
+	name := strings.ToLower(strings.TrimSpace(Getenv("OTEL_TRACES_SAMPLER")))
+	arg := strings.TrimSpace(Getenv("OTEL_TRACES_SAMPLER_ARG"))
 	ratio := func() (sdktrace.Sampler, error) {
 		if arg == "" {
 			return sdktrace.TraceIDRatioBased(1), nil

@@ -119,6 +119,11 @@ func NewServer(addr string, h http.Handler) *http.Server {
 // cfg.AdminAddr until ctx is cancelled, then drains in-flight requests (up
 // to 20s) and flushes telemetry.
 func Serve(ctx context.Context, cfg Config, tel *Telemetry, app http.Handler, checks ...Check) error {
+	// The service has read all its settings by now.
+	env, err := checkEnv(cfg.Service)
+	if err != nil {
+		return err
+	}
 	appSrv := NewServer(cfg.HTTPAddr, Handler(cfg.ServiceName, app))
 	var metrics http.Handler
 	if tel != nil {
@@ -134,7 +139,8 @@ func Serve(ctx context.Context, cfg Config, tel *Telemetry, app http.Handler, ch
 		appLn.Close()
 		return fmt.Errorf("listen ADMIN_ADDR: %w", err)
 	}
-	slog.Info("serving", "http_addr", appLn.Addr().String(), "admin_addr", adminLn.Addr().String(), "version", Version)
+	// Names only: which settings reached the service, never their values.
+	slog.Info("serving", "http_addr", appLn.Addr().String(), "admin_addr", adminLn.Addr().String(), "version", Version, "env", env)
 	errc := make(chan error, 2)
 	go func() { errc <- appSrv.Serve(appLn) }()
 	go func() { errc <- adminSrv.Serve(adminLn) }()

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,7 +72,7 @@ func newServerTelemetry() *serverTelemetry {
 		tracer:      otel.GetTracerProvider().Tracer(otelhttp.ScopeName, trace.WithInstrumentationVersion(otelhttp.Version)),
 		propagators: otel.GetTextMapPropagator(),
 	}
-	st.bodySizes, _ = strconv.ParseBool(os.Getenv(bodySizeMetricsEnv))
+	st.bodySizes, _ = strconv.ParseBool(Getenv(bodySizeMetricsEnv))
 	var err error
 	if st.duration, err = httpconv.NewServerRequestDuration(meter, metric.WithExplicitBucketBoundaries(
 		0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)); err != nil {
