@@ -92,7 +92,9 @@ type ShopReconciler struct {
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile brings one Shop's children to the desired state and reports it.
-func (r *ShopReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+// The status is decided once, when the reconcile returns, from what it
+// observed (see finalizeStatus), whichever way it returns.
+func (r *ShopReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	logger := log.FromContext(ctx)
 	shop := &shopv1.Shop{}
 	if err := r.Client.Get(ctx, req.NamespacedName, shop); err != nil {
@@ -104,25 +106,25 @@ func (r *ShopReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		return ctrl.Result{}, nil
 	}
 	old := shop.DeepCopy()
-	st := newStatus(shop)
+	obs := newObservation(shop)
+	defer func() {
+		if retErr != nil {
+			logger.Error(retErr, "reconcile failed")
+			obs.failure = retErr
+		}
+		if err := r.patchStatus(ctx, old, shop, obs); err != nil && retErr == nil {
+			retErr = err
+		}
+	}()
 
 	if shop.Spec.Paused {
-		st.paused()
-		return ctrl.Result{}, r.patchStatus(ctx, old, shop, st)
+		obs.paused = true
+		return ctrl.Result{}, nil
 	}
-
-	result, err := r.reconcile(ctx, shop, st)
-	if err != nil {
-		logger.Error(err, "reconcile failed")
-		st.failed("ReconcileFailed", err.Error())
-	}
-	if perr := r.patchStatus(ctx, old, shop, st); perr != nil && err == nil {
-		err = perr
-	}
-	return result, err
+	return r.reconcile(ctx, shop, obs)
 }
 
-func (r *ShopReconciler) reconcile(ctx context.Context, shop *shopv1.Shop, st *status) (ctrl.Result, error) {
+func (r *ShopReconciler) reconcile(ctx context.Context, shop *shopv1.Shop, obs *observation) (ctrl.Result, error) {
 	apis, kinds, err := r.apis.Detect(ctx)
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("discovering optional APIs: %w", err)
@@ -133,19 +135,20 @@ func (r *ShopReconciler) reconcile(ctx context.Context, shop *shopv1.Shop, st *s
 	if in.Generated, err = r.generatedSecrets(ctx, in); err != nil {
 		return ctrl.Result{}, err
 	}
-	st.dependencies(missingAPIs(in))
+	obs.in, obs.missingAPIs, obs.reached = in, missingAPIs(in), resolved
 
-	refsOK, cas, err := r.checkReferences(ctx, in, st)
+	refsOK, cas, err := r.checkReferences(ctx, in, obs)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	in.ExternalCAs = cas
-	st.exporters(in)
-	in = withoutUnreadyExporters(in, st.refProblems)
+	obs.in, obs.reached = in, referenced
+	in = withoutUnreadyExporters(in, obs.refProblems)
 
 	desired, err := engine.Desired(in)
 	if err != nil {
-		st.stalled("RenderFailed", err.Error())
+		// Final for this generation: retrying renders the same error.
+		obs.refused = err
 		return ctrl.Result{}, nil
 	}
 	changes, err := r.applier.ApplyAllStaged(ctx, desired, applyOptions)
@@ -158,10 +161,10 @@ func (r *ShopReconciler) reconcile(ctx context.Context, shop *shopv1.Shop, st *s
 	}
 	r.recordChanges(shop, changes, pruned)
 
-	if err := r.observeWorkloads(ctx, shop, desired, st); err != nil {
+	if err := r.observeWorkloads(ctx, shop, desired, obs); err != nil {
 		return ctrl.Result{}, err
 	}
-	st.finish(in)
+	obs.reached = observed
 	if !refsOK {
 		return ctrl.Result{RequeueAfter: r.RetryMissing}, nil
 	}
@@ -187,10 +190,10 @@ func (r *ShopReconciler) generatedSecrets(ctx context.Context, in render.Input) 
 	return secrets.Fill(specs, existing)
 }
 
-// checkReferences checks every Secret the Shop references and sets the
-// conditions that report them. It reports false when one is missing, and
+// checkReferences checks every Secret the Shop references and records the
+// problems it finds. It reports false when one is missing, and
 // returns the ca.crt of the Secrets that may carry one (render.Input.ExternalCAs).
-func (r *ShopReconciler) checkReferences(ctx context.Context, in render.Input, st *status) (bool, map[string][]byte, error) {
+func (r *ShopReconciler) checkReferences(ctx context.Context, in render.Input, obs *observation) (bool, map[string][]byte, error) {
 	var problems []string
 	cas := map[string][]byte{}
 	for _, ref := range secretRefs(in) {
@@ -212,7 +215,7 @@ func (r *ShopReconciler) checkReferences(ctx context.Context, in render.Input, s
 			}
 		}
 	}
-	st.references(problems)
+	obs.refProblems = problems
 	return len(problems) == 0, cas, nil
 }
 
@@ -305,10 +308,11 @@ func summarize(items []string) string {
 	return strings.Join(items, ", ")
 }
 
-// patchStatus writes the status when it changed, and only then.
-func (r *ShopReconciler) patchStatus(ctx context.Context, old, shop *shopv1.Shop, st *status) error {
+// patchStatus decides the status from what the reconcile observed and
+// writes it when it changed, and only then.
+func (r *ShopReconciler) patchStatus(ctx context.Context, old, shop *shopv1.Shop, obs *observation) error {
 	before := old.Status.DeepCopy()
-	st.apply(&shop.Status)
+	shop.Status = finalizeStatus(old.Status, obs)
 	if statusEqual(before, &shop.Status) {
 		return nil
 	}

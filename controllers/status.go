@@ -19,67 +19,161 @@ import (
 	"github.com/shopplatform/shop-operator/internal/render"
 )
 
-// shopStatus collects what one reconcile learned; apply writes it into the
-// Shop's status. Conditions keep their lastTransitionTime when unchanged.
-type shopStatus struct {
-	shop       *shopv1.Shop
-	conditions []metav1.Condition
-	components []shopv1.ComponentStatus
-	env        shopv1.Environment
-	url        string
+// observation is what one reconcile learned about a Shop, stage by stage.
+// The reconcile only records facts in it; finalizeStatus turns it into the
+// status in one place, whatever path the reconcile took (an early return, a
+// refused spec, an error), as Flux's deferred finalizeStatus does.
+type observation struct {
+	generation int64
+	reached    stage
 
-	stalledReason, stalledMessage string
-	refProblems                   []string
-	isPaused                      bool
-	failure                       string
+	paused  bool
+	failure error // worth retrying: this generation is not processed yet
+	refused error // a builder refused the spec: final for this generation
+
+	in          render.Input // the resolved input (from resolved on)
+	missingAPIs []string     // from resolved on
+	refProblems []string     // from referenced on
+	components  []shopv1.ComponentStatus
 }
 
-// status is the short name used in the reconciler.
-type status = shopStatus
+// stage is how far a reconcile got; each stage makes more of the status known.
+type stage int
 
-func newStatus(shop *shopv1.Shop) *status {
-	return &status{shop: shop, conditions: append([]metav1.Condition(nil), shop.Status.Conditions...)}
+const (
+	started    stage = iota
+	resolved         // optional APIs detected, the spec resolved: DependenciesAvailable
+	referenced       // referenced Secrets checked: ReferencesResolved, the exporters
+	observed         // children applied and pruned, workloads observed: everything
+)
+
+func newObservation(shop *shopv1.Shop) *observation {
+	return &observation{generation: shop.Generation}
 }
 
-func (s *status) set(t string, ok bool, reason, msg string) {
+// conditionSetter sets conditions at one generation.
+type conditionSetter struct {
+	conditions *[]metav1.Condition
+	generation int64
+}
+
+func (c conditionSetter) set(t string, ok bool, reason, msg string) {
 	st := metav1.ConditionFalse
 	if ok {
 		st = metav1.ConditionTrue
 	}
-	meta.SetStatusCondition(&s.conditions, metav1.Condition{
-		Type: t, Status: st, Reason: reason, Message: msg, ObservedGeneration: s.shop.Generation,
+	meta.SetStatusCondition(c.conditions, metav1.Condition{
+		Type: t, Status: st, Reason: reason, Message: msg, ObservedGeneration: c.generation,
 	})
 }
 
-func (s *status) paused() {
-	s.isPaused = true
-	s.set(shopv1.ConditionReconciling, false, "Paused", "reconciliation is paused: spec.paused is true; nothing is created, changed or deleted")
+// summary sets Ready, Reconciling and Stalled together.
+func (c conditionSetter) summary(ready, reconciling, stalled bool, reason, msg string) {
+	c.set(shopv1.ConditionReady, ready, reason, msg)
+	c.set(shopv1.ConditionReconciling, reconciling, reason, msg)
+	c.set(shopv1.ConditionStalled, stalled, reason, msg)
 }
 
-func (s *status) failed(reason, msg string) {
-	s.failure = msg
-	s.set(shopv1.ConditionReady, false, reason, msg)
-	s.set(shopv1.ConditionReconciling, true, reason, "retrying: "+msg)
+// finalizeStatus is the one place that decides the status: every condition,
+// observedGeneration ("this generation was fully processed": applied and
+// observed, or refused for good), the components. What the reconcile did not
+// get to see keeps its last observed value. Conditions keep their
+// lastTransitionTime when unchanged.
+func finalizeStatus(prev shopv1.ShopStatus, o *observation) shopv1.ShopStatus {
+	st := *prev.DeepCopy()
+	c := conditionSetter{conditions: &st.Conditions, generation: o.generation}
+	if o.paused {
+		c.set(shopv1.ConditionReconciling, false, "Paused", "reconciliation is paused: spec.paused is true; nothing is created, changed or deleted")
+		return st
+	}
+	if o.reached >= resolved {
+		dependencies(c, o.missingAPIs)
+	}
+	if o.reached >= referenced {
+		references(c, o.refProblems)
+		exporters(c, o.in, o.refProblems)
+	}
+	var waiting, dbWaiting []string
+	if o.reached >= observed {
+		_, reason, msg := mesh.Status(o.in)
+		c.set(shopv1.ConditionMeshReady, mesh.ModeOf(o.in) == mesh.ModeIstio, reason, msg)
+		monitoringReady(c, o.in)
+		waiting, dbWaiting = workloadsReady(c, o.components, o.refProblems)
+	}
+	dbProblems := filter(o.refProblems, " database:")
+
+	switch {
+	case o.failure != nil:
+		// Nothing is decided for this generation: keep what was observed.
+		msg := o.failure.Error()
+		c.set(shopv1.ConditionReady, false, ReasonReconcileFailed, msg)
+		c.set(shopv1.ConditionReconciling, true, ReasonReconcileFailed, "retrying: "+msg)
+		c.set(shopv1.ConditionStalled, false, ReasonReconcileFailed, "retrying: "+msg)
+		return st
+	case o.refused != nil:
+		// Final for this generation: nothing was applied, the children of the
+		// last accepted spec keep running and keep their observed readiness.
+		msg := o.refused.Error() + " (nothing was applied: change the spec)"
+		c.summary(false, false, true, ReasonRenderFailed, msg)
+		st.ObservedGeneration = o.generation
+		return st
+	case o.reached < observed:
+		// Every path either fails, is refused or observes: this is a bug.
+		msg := "the reconcile ended before observing the workloads"
+		c.summary(false, true, false, ReasonReconcileFailed, msg)
+		return st
+	case len(dbProblems) > 0:
+		// Only a database's Secret blocks the Shop: without it a service
+		// cannot start. An exporter or receiver without its Secret is left
+		// out and reported in its own condition; the rest keeps working.
+		c.summary(false, false, true, "SecretMissing", strings.Join(dbProblems, "; ")+" (create it; the Shop retries on its own)")
+	case len(waiting)+len(dbWaiting) > 0:
+		msg := "waiting for " + strings.Join(append(dbWaiting, waiting...), ", ")
+		c.set(shopv1.ConditionStalled, false, "Progressing", "making progress")
+		c.set(shopv1.ConditionReconciling, true, "Progressing", msg)
+		c.set(shopv1.ConditionReady, false, "Progressing", msg)
+	default:
+		c.set(shopv1.ConditionStalled, false, "Succeeded", "nothing is blocked")
+		c.set(shopv1.ConditionReconciling, false, "Succeeded", "the children match the spec")
+		c.set(shopv1.ConditionReady, true, "Succeeded", fmt.Sprintf("all %d components are ready", len(o.components)))
+	}
+	st.ObservedGeneration = o.generation
+	st.Environment = o.in.Spec.Environment
+	st.URL = storefrontURL(o.in)
+	st.Components = o.components
+	ready := 0
+	for _, comp := range o.components {
+		if r, t := parseReady(comp.Ready); r >= t && t > 0 {
+			ready++
+		}
+	}
+	st.ReadyComponents = fmt.Sprintf("%d/%d", ready, len(o.components))
+	return st
 }
 
-func (s *status) stalled(reason, msg string) { s.stalledReason, s.stalledMessage = reason, msg }
+// Reasons of the summary conditions that more than one place sets.
+const (
+	// ReasonReconcileFailed: an error worth retrying (the API server, discovery).
+	ReasonReconcileFailed = "ReconcileFailed"
+	// ReasonRenderFailed: a builder refused the spec; only a new spec helps.
+	ReasonRenderFailed = "RenderFailed"
+)
 
-func (s *status) dependencies(missing []string) {
+func dependencies(c conditionSetter, missing []string) {
 	if len(missing) == 0 {
-		s.set(shopv1.ConditionDependenciesAvailable, true, "Available", "every optional API the Shop uses is installed")
+		c.set(shopv1.ConditionDependenciesAvailable, true, "Available", "every optional API the Shop uses is installed")
 		return
 	}
-	s.set(shopv1.ConditionDependenciesAvailable, false, "APIsNotInstalled",
+	c.set(shopv1.ConditionDependenciesAvailable, false, "APIsNotInstalled",
 		"not installed: "+strings.Join(missing, "; ")+". The Shop runs without the objects of these APIs; install them to get them")
 }
 
-func (s *status) references(problems []string) {
-	s.refProblems = problems
+func references(c conditionSetter, problems []string) {
 	if len(problems) == 0 {
-		s.set(shopv1.ConditionReferencesResolved, true, "Resolved", "every referenced Secret exists and holds its keys")
+		c.set(shopv1.ConditionReferencesResolved, true, "Resolved", "every referenced Secret exists and holds its keys")
 		return
 	}
-	s.set(shopv1.ConditionReferencesResolved, false, "SecretMissing", strings.Join(problems, "; "))
+	c.set(shopv1.ConditionReferencesResolved, false, "SecretMissing", strings.Join(problems, "; "))
 }
 
 // exporterConditions names the condition of each switchable exporter.
@@ -89,115 +183,67 @@ var exporterConditions = map[string]string{
 
 // exporters sets one condition per exporter the Shop switches on (and
 // removes it when switched off): configured, its Secret present, or why not.
-func (s *status) exporters(in render.Input) {
+func exporters(c conditionSetter, in render.Input, refProblems []string) {
 	for _, e := range collector.Exporters(in) {
 		t := exporterConditions[e.Name]
 		if !e.Enabled {
-			meta.RemoveStatusCondition(&s.conditions, t)
+			meta.RemoveStatusCondition(c.conditions, t)
 			continue
 		}
-		if problems := filter(s.refProblems, exporterFor(e.Name)+":"); len(problems) > 0 {
-			s.set(t, false, "SecretMissing", strings.Join(problems, "; ")+"; the other exporters keep working")
+		if problems := filter(refProblems, exporterFor(e.Name)+":"); len(problems) > 0 {
+			c.set(t, false, "SecretMissing", strings.Join(problems, "; ")+"; the other exporters keep working")
 			continue
 		}
-		s.set(t, e.Rendered, e.Reason, e.Message)
+		c.set(t, e.Rendered, e.Reason, e.Message)
 	}
 }
 
-// monitoring reports whether the Shop's ServiceMonitors and rules exist.
-func (s *status) monitoring(in render.Input) {
+// monitoringReady reports whether the Shop's ServiceMonitors and rules exist.
+func monitoringReady(c conditionSetter, in render.Input) {
 	p := in.Spec.Observability.Prometheus
 	switch {
 	case !on(p.ServiceMonitors) && !on(p.Rules):
-		meta.RemoveStatusCondition(&s.conditions, shopv1.ConditionMonitoringReady)
+		meta.RemoveStatusCondition(c.conditions, shopv1.ConditionMonitoringReady)
 	case !in.APIs.PrometheusOperator:
-		s.set(shopv1.ConditionMonitoringReady, false, "PrometheusOperatorMissing",
+		c.set(shopv1.ConditionMonitoringReady, false, "PrometheusOperatorMissing",
 			"the cluster does not serve monitoring.coreos.com/v1: install prometheus-operator to get ServiceMonitors and alerting rules")
 	default:
-		s.set(shopv1.ConditionMonitoringReady, true, "Applied", "ServiceMonitors and alerting rules are applied")
+		c.set(shopv1.ConditionMonitoringReady, true, "Applied", "ServiceMonitors and alerting rules are applied")
 	}
 }
 
-// finish derives Ready, Reconciling and Stalled from what was observed.
-func (s *status) finish(in render.Input) {
-	s.env = in.Spec.Environment
-	s.url = storefrontURL(in)
-	_, reason, msg := mesh.Status(in)
-	s.set(shopv1.ConditionMeshReady, mesh.ModeOf(in) == mesh.ModeIstio, reason, msg)
-	s.monitoring(in)
-	var waiting, dbWaiting []string
-	for _, c := range s.components {
-		if ready, total := parseReady(c.Ready); ready < total || total == 0 {
-			if strings.HasSuffix(c.Name, "-db") {
-				dbWaiting = append(dbWaiting, c.Name+" "+c.Ready)
+// workloadsReady sets DatabasesReady and WorkloadsReady and returns what is not
+// ready yet: services and databases.
+func workloadsReady(c conditionSetter, components []shopv1.ComponentStatus, refProblems []string) (waiting, dbWaiting []string) {
+	for _, comp := range components {
+		if ready, total := parseReady(comp.Ready); ready < total || total == 0 {
+			if strings.HasSuffix(comp.Name, "-db") {
+				dbWaiting = append(dbWaiting, comp.Name+" "+comp.Ready)
 			} else {
-				waiting = append(waiting, c.Name+" "+c.Ready)
+				waiting = append(waiting, comp.Name+" "+comp.Ready)
 			}
 		}
 	}
-	dbProblems := filter(s.refProblems, " database:")
+	dbProblems := filter(refProblems, " database:")
 	switch {
 	case len(dbProblems) > 0:
-		s.set(shopv1.ConditionDatabasesReady, false, "SecretMissing", strings.Join(dbProblems, "; "))
+		c.set(shopv1.ConditionDatabasesReady, false, "SecretMissing", strings.Join(dbProblems, "; "))
 	case len(dbWaiting) > 0:
-		s.set(shopv1.ConditionDatabasesReady, false, "Progressing", "waiting for "+strings.Join(dbWaiting, ", "))
+		c.set(shopv1.ConditionDatabasesReady, false, "Progressing", "waiting for "+strings.Join(dbWaiting, ", "))
 	default:
-		s.set(shopv1.ConditionDatabasesReady, true, "Ready", "every database is ready")
+		c.set(shopv1.ConditionDatabasesReady, true, "Ready", "every database is ready")
 	}
 	if len(waiting) > 0 {
-		s.set(shopv1.ConditionWorkloadsReady, false, "Progressing", "waiting for "+strings.Join(waiting, ", "))
+		c.set(shopv1.ConditionWorkloadsReady, false, "Progressing", "waiting for "+strings.Join(waiting, ", "))
 	} else {
-		s.set(shopv1.ConditionWorkloadsReady, true, "Ready", "every workload is available")
+		c.set(shopv1.ConditionWorkloadsReady, true, "Ready", "every workload is available")
 	}
-
-	switch {
-	case s.stalledReason != "":
-		s.set(shopv1.ConditionStalled, true, s.stalledReason, s.stalledMessage)
-		s.set(shopv1.ConditionReconciling, false, s.stalledReason, s.stalledMessage)
-		s.set(shopv1.ConditionReady, false, s.stalledReason, s.stalledMessage)
-	case len(dbProblems) > 0:
-		// Only a database's Secret blocks the Shop: without it a service
-		// cannot start. An exporter or receiver without its Secret is left
-		// out and reported in its own condition; the rest keeps working.
-		msg := strings.Join(dbProblems, "; ") + " (create it; the Shop retries on its own)"
-		s.set(shopv1.ConditionStalled, true, "SecretMissing", msg)
-		s.set(shopv1.ConditionReconciling, false, "SecretMissing", msg)
-		s.set(shopv1.ConditionReady, false, "SecretMissing", msg)
-	case len(waiting)+len(dbWaiting) > 0:
-		msg := "waiting for " + strings.Join(append(dbWaiting, waiting...), ", ")
-		s.set(shopv1.ConditionStalled, false, "Progressing", "making progress")
-		s.set(shopv1.ConditionReconciling, true, "Progressing", msg)
-		s.set(shopv1.ConditionReady, false, "Progressing", msg)
-	default:
-		s.set(shopv1.ConditionStalled, false, "Succeeded", "nothing is blocked")
-		s.set(shopv1.ConditionReconciling, false, "Succeeded", "the children match the spec")
-		s.set(shopv1.ConditionReady, true, "Succeeded", fmt.Sprintf("all %d components are ready", len(s.components)))
-	}
-}
-
-// apply writes the collected status into st.
-func (s *status) apply(st *shopv1.ShopStatus) {
-	st.Conditions = s.conditions
-	if s.isPaused || s.failure != "" {
-		// Keep the last observed components and generation: nothing was observed.
-		return
-	}
-	st.ObservedGeneration = s.shop.Generation
-	st.Environment = s.env
-	st.URL = s.url
-	st.Components = s.components
-	ready := 0
-	for _, c := range s.components {
-		if r, t := parseReady(c.Ready); r >= t && t > 0 {
-			ready++
-		}
-	}
-	st.ReadyComponents = fmt.Sprintf("%d/%d", ready, len(s.components))
+	return waiting, dbWaiting
 }
 
 // observeWorkloads reads the desired Deployments and StatefulSets from the
 // cache and records their readiness as kstatus computes it.
-func (r *ShopReconciler) observeWorkloads(ctx context.Context, shop *shopv1.Shop, desired []*unstructured.Unstructured, st *status) error {
+func (r *ShopReconciler) observeWorkloads(ctx context.Context, shop *shopv1.Shop, desired []*unstructured.Unstructured, o *observation) error {
 	for _, d := range desired {
 		kind := d.GetKind()
 		if kind != "Deployment" && kind != "StatefulSet" {
@@ -229,7 +275,7 @@ func (r *ShopReconciler) observeWorkloads(ctx context.Context, shop *shopv1.Shop
 			}
 		}
 		name := strings.TrimPrefix(d.GetName(), shop.Name+"-")
-		st.components = append(st.components, shopv1.ComponentStatus{Name: name, Kind: kind, Ready: fmt.Sprintf("%d/%d", max(ready, 0), total)})
+		o.components = append(o.components, shopv1.ComponentStatus{Name: name, Kind: kind, Ready: fmt.Sprintf("%d/%d", max(ready, 0), total)})
 	}
 	return nil
 }
