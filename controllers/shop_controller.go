@@ -194,20 +194,22 @@ func (r *ShopReconciler) generatedSecrets(ctx context.Context, in render.Input) 
 // problems it finds. It reports false when one is missing, and
 // returns the ca.crt of the Secrets that may carry one (render.Input.ExternalCAs).
 func (r *ShopReconciler) checkReferences(ctx context.Context, in render.Input, obs *observation) (bool, map[string][]byte, error) {
-	var problems []string
+	var problems []problem
 	cas := map[string][]byte{}
 	for _, ref := range secretRefs(in) {
+		missing := problem{kind: secretNotFound, subject: ref.For, secret: ref.Name, blocking: ref.Blocking}
 		sec := &corev1.Secret{}
 		err := r.Direct.Get(ctx, client.ObjectKey{Namespace: in.Shop.Namespace, Name: ref.Name}, sec)
 		switch {
 		case apierrors.IsNotFound(err):
-			problems = append(problems, fmt.Sprintf("%s: Secret %q not found", ref.For, ref.Name))
+			problems = append(problems, missing)
 		case err != nil:
 			return false, nil, fmt.Errorf("reading Secret %s: %w", ref.Name, err)
 		default:
 			for _, k := range ref.Keys {
 				if len(sec.Data[k]) == 0 {
-					problems = append(problems, fmt.Sprintf("%s: Secret %q has no key %q", ref.For, ref.Name, k))
+					missing.kind, missing.key = secretKeyMissing, k
+					problems = append(problems, missing)
 				}
 			}
 			if ca := sec.Data[secrets.CACertKey]; ref.CA && len(ca) > 0 {
@@ -222,11 +224,11 @@ func (r *ShopReconciler) checkReferences(ctx context.Context, in render.Input, o
 // withoutUnreadyExporters switches off every exporter whose Secret is
 // missing, so the collector still starts and the other exporters keep
 // working; the exporter's condition says why it is off.
-func withoutUnreadyExporters(in render.Input, problems []string) render.Input {
+func withoutUnreadyExporters(in render.Input, problems []problem) render.Input {
 	o := &in.Spec.Observability
 	switches := map[string]**bool{"datadog": &o.Datadog.Enabled, "newrelic": &o.NewRelic.Enabled}
 	for name, enabled := range switches {
-		if len(filter(problems, exporterFor(name)+":")) > 0 {
+		if len(problemsOf(problems, about(exporterNamed(name)))) > 0 {
 			off := false
 			*enabled = &off
 		}

@@ -33,8 +33,25 @@ type observation struct {
 
 	in          render.Input // the resolved input (from resolved on)
 	missingAPIs []string     // from resolved on
-	refProblems []string     // from referenced on
-	components  []shopv1.ComponentStatus
+	refProblems []problem    // from referenced on
+	components  []component  // from observed on
+}
+
+// component is the readiness of one workload child.
+type component struct {
+	name, kind   string
+	database     bool // a managed database's StatefulSet
+	ready, total int
+}
+
+func (c component) isReady() bool { return c.total > 0 && c.ready >= c.total }
+
+func (c component) replicas() string { return fmt.Sprintf("%d/%d", c.ready, c.total) }
+
+func (c component) String() string { return c.name + " " + c.replicas() }
+
+func (c component) status() shopv1.ComponentStatus {
+	return shopv1.ComponentStatus{Name: c.name, Kind: c.kind, Ready: c.replicas()}
 }
 
 // stage is how far a reconcile got; each stage makes more of the status known.
@@ -93,14 +110,14 @@ func finalizeStatus(prev shopv1.ShopStatus, o *observation) shopv1.ShopStatus {
 		references(c, o.refProblems)
 		exporters(c, o.in, o.refProblems)
 	}
-	var waiting, dbWaiting []string
+	var waiting []component
 	if o.reached >= observed {
 		_, reason, msg := mesh.Status(o.in)
 		c.set(shopv1.ConditionMeshReady, mesh.ModeOf(o.in) == mesh.ModeIstio, reason, msg)
 		monitoringReady(c, o.in)
-		waiting, dbWaiting = workloadsReady(c, o.components, o.refProblems)
+		waiting = workloadsReady(c, o.components, o.refProblems)
 	}
-	dbProblems := filter(o.refProblems, " database:")
+	blockers := problemsOf(o.refProblems, blocking)
 
 	switch {
 	case o.failure != nil:
@@ -122,13 +139,14 @@ func finalizeStatus(prev shopv1.ShopStatus, o *observation) shopv1.ShopStatus {
 		msg := "the reconcile ended before observing the workloads"
 		c.summary(false, true, false, ReasonReconcileFailed, msg)
 		return st
-	case len(dbProblems) > 0:
-		// Only a database's Secret blocks the Shop: without it a service
-		// cannot start. An exporter or receiver without its Secret is left
-		// out and reported in its own condition; the rest keeps working.
-		c.summary(false, false, true, "SecretMissing", strings.Join(dbProblems, "; ")+" (create it; the Shop retries on its own)")
-	case len(waiting)+len(dbWaiting) > 0:
-		msg := "waiting for " + strings.Join(append(dbWaiting, waiting...), ", ")
+	case len(blockers) > 0:
+		// Only a blocking reference (a database's Secret: without it a
+		// service cannot start) stalls the Shop. An exporter or receiver
+		// without its Secret is left out and reported in its own condition;
+		// the rest keeps working.
+		c.summary(false, false, true, ReasonSecretMissing, join(blockers, "; ")+" (create it; the Shop retries on its own)")
+	case len(waiting) > 0:
+		msg := "waiting for " + join(waiting, ", ")
 		c.set(shopv1.ConditionStalled, false, "Progressing", "making progress")
 		c.set(shopv1.ConditionReconciling, true, "Progressing", msg)
 		c.set(shopv1.ConditionReady, false, "Progressing", msg)
@@ -140,10 +158,11 @@ func finalizeStatus(prev shopv1.ShopStatus, o *observation) shopv1.ShopStatus {
 	st.ObservedGeneration = o.generation
 	st.Environment = o.in.Spec.Environment
 	st.URL = storefrontURL(o.in)
-	st.Components = o.components
+	st.Components = nil
 	ready := 0
 	for _, comp := range o.components {
-		if r, t := parseReady(comp.Ready); r >= t && t > 0 {
+		st.Components = append(st.Components, comp.status())
+		if comp.isReady() {
 			ready++
 		}
 	}
@@ -157,7 +176,18 @@ const (
 	ReasonReconcileFailed = "ReconcileFailed"
 	// ReasonRenderFailed: a builder refused the spec; only a new spec helps.
 	ReasonRenderFailed = "RenderFailed"
+	// ReasonSecretMissing: a referenced Secret, or a key of it, is missing.
+	ReasonSecretMissing = "SecretMissing"
 )
+
+// join joins the String of each item.
+func join[T fmt.Stringer](items []T, sep string) string {
+	s := make([]string, len(items))
+	for i, item := range items {
+		s[i] = item.String()
+	}
+	return strings.Join(s, sep)
+}
 
 func dependencies(c conditionSetter, missing []string) {
 	if len(missing) == 0 {
@@ -168,30 +198,31 @@ func dependencies(c conditionSetter, missing []string) {
 		"not installed: "+strings.Join(missing, "; ")+". The Shop runs without the objects of these APIs; install them to get them")
 }
 
-func references(c conditionSetter, problems []string) {
+func references(c conditionSetter, problems []problem) {
 	if len(problems) == 0 {
 		c.set(shopv1.ConditionReferencesResolved, true, "Resolved", "every referenced Secret exists and holds its keys")
 		return
 	}
-	c.set(shopv1.ConditionReferencesResolved, false, "SecretMissing", strings.Join(problems, "; "))
+	c.set(shopv1.ConditionReferencesResolved, false, ReasonSecretMissing, join(problems, "; "))
 }
 
 // exporterConditions names the condition of each switchable exporter.
 var exporterConditions = map[string]string{
-	"jaeger": "JaegerReady", "loki": "LokiReady", "datadog": "DatadogReady", "newrelic": "NewRelicReady",
+	"jaeger": shopv1.ConditionJaegerReady, "loki": shopv1.ConditionLokiReady,
+	"datadog": shopv1.ConditionDatadogReady, "newrelic": shopv1.ConditionNewRelicReady,
 }
 
 // exporters sets one condition per exporter the Shop switches on (and
 // removes it when switched off): configured, its Secret present, or why not.
-func exporters(c conditionSetter, in render.Input, refProblems []string) {
+func exporters(c conditionSetter, in render.Input, refProblems []problem) {
 	for _, e := range collector.Exporters(in) {
 		t := exporterConditions[e.Name]
 		if !e.Enabled {
 			meta.RemoveStatusCondition(c.conditions, t)
 			continue
 		}
-		if problems := filter(refProblems, exporterFor(e.Name)+":"); len(problems) > 0 {
-			c.set(t, false, "SecretMissing", strings.Join(problems, "; ")+"; the other exporters keep working")
+		if problems := problemsOf(refProblems, about(exporterNamed(e.Name))); len(problems) > 0 {
+			c.set(t, false, ReasonSecretMissing, join(problems, "; ")+"; the other exporters keep working")
 			continue
 		}
 		c.set(t, e.Rendered, e.Reason, e.Message)
@@ -212,38 +243,44 @@ func monitoringReady(c conditionSetter, in render.Input) {
 	}
 }
 
-// workloadsReady sets DatabasesReady and WorkloadsReady and returns what is not
-// ready yet: services and databases.
-func workloadsReady(c conditionSetter, components []shopv1.ComponentStatus, refProblems []string) (waiting, dbWaiting []string) {
+// workloadsReady sets DatabasesReady and WorkloadsReady and returns the
+// components that are not ready yet, databases first.
+func workloadsReady(c conditionSetter, components []component, refProblems []problem) []component {
+	var waiting, dbWaiting []component
 	for _, comp := range components {
-		if ready, total := parseReady(comp.Ready); ready < total || total == 0 {
-			if strings.HasSuffix(comp.Name, "-db") {
-				dbWaiting = append(dbWaiting, comp.Name+" "+comp.Ready)
-			} else {
-				waiting = append(waiting, comp.Name+" "+comp.Ready)
-			}
+		switch {
+		case comp.isReady():
+		case comp.database:
+			dbWaiting = append(dbWaiting, comp)
+		default:
+			waiting = append(waiting, comp)
 		}
 	}
-	dbProblems := filter(refProblems, " database:")
-	switch {
+	switch dbProblems := problemsOf(refProblems, inArea(areaDatabase)); {
 	case len(dbProblems) > 0:
-		c.set(shopv1.ConditionDatabasesReady, false, "SecretMissing", strings.Join(dbProblems, "; "))
+		c.set(shopv1.ConditionDatabasesReady, false, ReasonSecretMissing, join(dbProblems, "; "))
 	case len(dbWaiting) > 0:
-		c.set(shopv1.ConditionDatabasesReady, false, "Progressing", "waiting for "+strings.Join(dbWaiting, ", "))
+		c.set(shopv1.ConditionDatabasesReady, false, "Progressing", "waiting for "+join(dbWaiting, ", "))
 	default:
 		c.set(shopv1.ConditionDatabasesReady, true, "Ready", "every database is ready")
 	}
 	if len(waiting) > 0 {
-		c.set(shopv1.ConditionWorkloadsReady, false, "Progressing", "waiting for "+strings.Join(waiting, ", "))
+		c.set(shopv1.ConditionWorkloadsReady, false, "Progressing", "waiting for "+join(waiting, ", "))
 	} else {
 		c.set(shopv1.ConditionWorkloadsReady, true, "Ready", "every workload is available")
 	}
-	return waiting, dbWaiting
+	return append(dbWaiting, waiting...)
 }
 
 // observeWorkloads reads the desired Deployments and StatefulSets from the
 // cache and records their readiness as kstatus computes it.
 func (r *ShopReconciler) observeWorkloads(ctx context.Context, shop *shopv1.Shop, desired []*unstructured.Unstructured, o *observation) error {
+	databases := map[string]bool{}
+	for _, svc := range render.Databases {
+		if o.in.ManagedDatabase(svc) != nil {
+			databases[o.in.DatabaseName(svc)] = true
+		}
+	}
 	for _, d := range desired {
 		kind := d.GetKind()
 		if kind != "Deployment" && kind != "StatefulSet" {
@@ -274,8 +311,10 @@ func (r *ShopReconciler) observeWorkloads(ctx context.Context, shop *shopv1.Shop
 				ready = min(ready, total-1) // rolling out: not ready yet
 			}
 		}
-		name := strings.TrimPrefix(d.GetName(), shop.Name+"-")
-		o.components = append(o.components, shopv1.ComponentStatus{Name: name, Kind: kind, Ready: fmt.Sprintf("%d/%d", max(ready, 0), total)})
+		o.components = append(o.components, component{
+			name: strings.TrimPrefix(d.GetName(), shop.Name+"-"), kind: kind, database: kind == "StatefulSet" && databases[d.GetName()],
+			ready: max(ready, 0), total: total,
+		})
 	}
 	return nil
 }
@@ -291,22 +330,6 @@ func replicas(u *unstructured.Unstructured) (int, int) {
 		ready, _, _ = unstructured.NestedInt64(u.Object, "status", "availableReplicas")
 	}
 	return int(ready), int(want)
-}
-
-func parseReady(s string) (int, int) {
-	var r, t int
-	_, _ = fmt.Sscanf(s, "%d/%d", &r, &t)
-	return r, t
-}
-
-func filter(items []string, substr string) []string {
-	var out []string
-	for _, i := range items {
-		if strings.Contains(i, substr) {
-			out = append(out, i)
-		}
-	}
-	return out
 }
 
 // storefrontURL is where shoppers reach the shop: the gateway's address

@@ -677,4 +677,9 @@ const (
 	ConditionDependenciesAvailable = "DependenciesAvailable"
 	ConditionMeshReady             = "MeshReady"
 	ConditionMonitoringReady       = "MonitoringReady"
+	// One per switchable exporter the Shop turns on (removed when off).
+	ConditionJaegerReady   = "JaegerReady"
+	ConditionLokiReady     = "LokiReady"
+	ConditionDatadogReady  = "DatadogReady"
+	ConditionNewRelicReady = "NewRelicReady"
 )

@@ -25,7 +25,8 @@ var S3SecretKeys = []string{S3KeyEndpoint, S3KeyBucket, S3KeyAccessKeyID, S3KeyS
 type SecretRef struct {
 	Name string
 	Keys []string
-	For  string
+	// Service whose database's backups upload with it.
+	Service string
 }
 
 // SecretRefs lists the bucket Secrets of the databases whose backups upload.
@@ -33,7 +34,7 @@ func SecretRefs(in render.Input) []SecretRef {
 	var out []SecretRef
 	for _, svc := range render.Databases {
 		if s3 := uploadTo(Managed(in, svc)); s3 != nil {
-			out = append(out, SecretRef{Name: s3.SecretName, Keys: S3SecretKeys, For: svc + " backup upload"})
+			out = append(out, SecretRef{Name: s3.SecretName, Keys: S3SecretKeys, Service: svc})
 		}
 	}
 	return out
