@@ -43,6 +43,7 @@ import (
 	"github.com/shopplatform/shop-operator/internal/profile"
 	"github.com/shopplatform/shop-operator/internal/render"
 	"github.com/shopplatform/shop-operator/internal/secrets"
+	"github.com/shopplatform/shop-operator/internal/status"
 )
 
 // resync restores children that no watch covers (generated Secrets).
@@ -93,7 +94,7 @@ type ShopReconciler struct {
 
 // Reconcile brings one Shop's children to the desired state and reports it.
 // The status is decided once, when the reconcile returns, from what it
-// observed (see finalizeStatus), whichever way it returns.
+// observed (see package status), whichever way it returns.
 func (r *ShopReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	logger := log.FromContext(ctx)
 	shop := &shopv1.Shop{}
@@ -106,11 +107,11 @@ func (r *ShopReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 		return ctrl.Result{}, nil
 	}
 	old := shop.DeepCopy()
-	obs := newObservation(shop)
+	obs := &status.Observation{Generation: shop.Generation}
 	defer func() {
 		if retErr != nil {
 			logger.Error(retErr, "reconcile failed")
-			obs.failure = retErr
+			obs.Failure = retErr
 		}
 		if err := r.patchStatus(ctx, old, shop, obs); err != nil && retErr == nil {
 			retErr = err
@@ -118,13 +119,13 @@ func (r *ShopReconciler) Reconcile(ctx context.Context, req ctrl.Request) (resul
 	}()
 
 	if shop.Spec.Paused {
-		obs.paused = true
+		obs.Paused = true
 		return ctrl.Result{}, nil
 	}
 	return r.reconcile(ctx, shop, obs)
 }
 
-func (r *ShopReconciler) reconcile(ctx context.Context, shop *shopv1.Shop, obs *observation) (ctrl.Result, error) {
+func (r *ShopReconciler) reconcile(ctx context.Context, shop *shopv1.Shop, obs *status.Observation) (ctrl.Result, error) {
 	apis, kinds, err := r.apis.Detect(ctx)
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("discovering optional APIs: %w", err)
@@ -135,20 +136,20 @@ func (r *ShopReconciler) reconcile(ctx context.Context, shop *shopv1.Shop, obs *
 	if in.Generated, err = r.generatedSecrets(ctx, in); err != nil {
 		return ctrl.Result{}, err
 	}
-	obs.in, obs.missingAPIs, obs.reached = in, missingAPIs(in), resolved
+	obs.Input, obs.MissingAPIs, obs.Reached = in, missingAPIs(in), status.Resolved
 
-	refsOK, cas, err := r.checkReferences(ctx, in, obs)
+	problems, cas, err := r.checkReferences(ctx, in)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	in.ExternalCAs = cas
-	obs.in, obs.reached = in, referenced
-	in = withoutUnreadyExporters(in, obs.refProblems)
+	obs.Input, obs.Problems, obs.Reached = in, problems, status.Referenced
+	in = withoutUnreadyExporters(in, problems)
 
 	desired, err := engine.Desired(in)
 	if err != nil {
 		// Final for this generation: retrying renders the same error.
-		obs.refused = err
+		obs.Refused = err
 		return ctrl.Result{}, nil
 	}
 	changes, err := r.applier.ApplyAllStaged(ctx, desired, applyOptions)
@@ -161,11 +162,11 @@ func (r *ShopReconciler) reconcile(ctx context.Context, shop *shopv1.Shop, obs *
 	}
 	r.recordChanges(shop, changes, pruned)
 
-	if err := r.observeWorkloads(ctx, shop, desired, obs); err != nil {
+	if obs.Components, err = r.observeWorkloads(ctx, in, desired); err != nil {
 		return ctrl.Result{}, err
 	}
-	obs.reached = observed
-	if !refsOK {
+	obs.Reached = status.Observed
+	if len(problems) > 0 {
 		return ctrl.Result{RequeueAfter: r.RetryMissing}, nil
 	}
 	return ctrl.Result{RequeueAfter: resync}, nil
@@ -190,25 +191,25 @@ func (r *ShopReconciler) generatedSecrets(ctx context.Context, in render.Input) 
 	return secrets.Fill(specs, existing)
 }
 
-// checkReferences checks every Secret the Shop references and records the
-// problems it finds. It reports false when one is missing, and
-// returns the ca.crt of the Secrets that may carry one (render.Input.ExternalCAs).
-func (r *ShopReconciler) checkReferences(ctx context.Context, in render.Input, obs *observation) (bool, map[string][]byte, error) {
-	var problems []problem
+// checkReferences checks every Secret the Shop references and returns the
+// problems it finds, and the ca.crt of the Secrets that may carry one
+// (render.Input.ExternalCAs).
+func (r *ShopReconciler) checkReferences(ctx context.Context, in render.Input) (status.Problems, map[string][]byte, error) {
+	var problems status.Problems
 	cas := map[string][]byte{}
 	for _, ref := range secretRefs(in) {
-		missing := problem{kind: secretNotFound, subject: ref.For, secret: ref.Name, blocking: ref.Blocking}
+		missing := status.Problem{Kind: status.SecretNotFound, Subject: ref.For, Secret: ref.Name, Blocking: ref.Blocking}
 		sec := &corev1.Secret{}
 		err := r.Direct.Get(ctx, client.ObjectKey{Namespace: in.Shop.Namespace, Name: ref.Name}, sec)
 		switch {
 		case apierrors.IsNotFound(err):
 			problems = append(problems, missing)
 		case err != nil:
-			return false, nil, fmt.Errorf("reading Secret %s: %w", ref.Name, err)
+			return nil, nil, fmt.Errorf("reading Secret %s: %w", ref.Name, err)
 		default:
 			for _, k := range ref.Keys {
 				if len(sec.Data[k]) == 0 {
-					missing.kind, missing.key = secretKeyMissing, k
+					missing.Kind, missing.Key = status.SecretKeyMissing, k
 					problems = append(problems, missing)
 				}
 			}
@@ -217,18 +218,17 @@ func (r *ShopReconciler) checkReferences(ctx context.Context, in render.Input, o
 			}
 		}
 	}
-	obs.refProblems = problems
-	return len(problems) == 0, cas, nil
+	return problems, cas, nil
 }
 
 // withoutUnreadyExporters switches off every exporter whose Secret is
 // missing, so the collector still starts and the other exporters keep
 // working; the exporter's condition says why it is off.
-func withoutUnreadyExporters(in render.Input, problems []problem) render.Input {
+func withoutUnreadyExporters(in render.Input, problems status.Problems) render.Input {
 	o := &in.Spec.Observability
 	switches := map[string]**bool{"datadog": &o.Datadog.Enabled, "newrelic": &o.NewRelic.Enabled}
 	for name, enabled := range switches {
-		if len(problemsOf(problems, about(exporterNamed(name)))) > 0 {
+		if len(problems.About(status.Exporter(name))) > 0 {
 			off := false
 			*enabled = &off
 		}
@@ -312,9 +312,9 @@ func summarize(items []string) string {
 
 // patchStatus decides the status from what the reconcile observed and
 // writes it when it changed, and only then.
-func (r *ShopReconciler) patchStatus(ctx context.Context, old, shop *shopv1.Shop, obs *observation) error {
+func (r *ShopReconciler) patchStatus(ctx context.Context, old, shop *shopv1.Shop, obs *status.Observation) error {
 	before := old.Status.DeepCopy()
-	shop.Status = finalizeStatus(old.Status, obs)
+	shop.Status = status.Finalize(old.Status, obs)
 	if statusEqual(before, &shop.Status) {
 		return nil
 	}

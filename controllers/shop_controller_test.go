@@ -24,6 +24,7 @@ import (
 	"github.com/shopplatform/shop-operator/internal/argocd"
 	"github.com/shopplatform/shop-operator/internal/render"
 	"github.com/shopplatform/shop-operator/internal/secrets"
+	"github.com/shopplatform/shop-operator/internal/status"
 )
 
 var ctx = context.Background()
@@ -360,8 +361,8 @@ func TestRefusedSpecIsStalled(t *testing.T) {
 		if c == shopv1.ConditionStalled {
 			wantStatus = metav1.ConditionTrue
 		}
-		if st != wantStatus || reason != ReasonRenderFailed || !strings.Contains(msg, want) {
-			t.Errorf("%s = %s %s: %q, want %s %s with %q", c, st, reason, msg, wantStatus, ReasonRenderFailed, want)
+		if st != wantStatus || reason != status.ReasonRenderFailed || !strings.Contains(msg, want) {
+			t.Errorf("%s = %s %s: %q, want %s %s with %q", c, st, reason, msg, wantStatus, status.ReasonRenderFailed, want)
 		}
 		if cc := meta.FindStatusCondition(s.Status.Conditions, c); cc.ObservedGeneration != s.Generation {
 			t.Errorf("%s is for generation %d, want %d", c, cc.ObservedGeneration, s.Generation)
