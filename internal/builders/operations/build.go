@@ -51,6 +51,11 @@ func Build(in render.Input) ([]client.Object, error) {
 		out = append(out, serviceAccount(in, LoadGenerator), loadGenerator(in))
 	}
 	if ptr.Deref(ops.SyntheticCheck.Enabled, false) {
+		// A schedule that never runs twice is refused here, whether or not
+		// alerts scale their windows by it: a CronJob with it would never run.
+		if _, err := SyntheticPeriod(in); err != nil {
+			return nil, err
+		}
 		out = append(out, serviceAccount(in, SyntheticCheck), syntheticCheck(in))
 	}
 	return out, nil
