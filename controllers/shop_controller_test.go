@@ -31,13 +31,23 @@ var ctx = context.Background()
 
 func get(t *testing.T, obj client.Object, ns, name string) error {
 	t.Helper()
-	return k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, obj)
+	return suite().get(t, obj, ns, name)
 }
 
 func mustGet(t *testing.T, obj client.Object, ns, name string) {
 	t.Helper()
+	suite().mustGet(t, obj, ns, name)
+}
+
+func (c cluster) get(t *testing.T, obj client.Object, ns, name string) error {
+	t.Helper()
+	return c.k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, obj)
+}
+
+func (c cluster) mustGet(t *testing.T, obj client.Object, ns, name string) {
+	t.Helper()
 	eventually(t, fmt.Sprintf("%T %s/%s", obj, ns, name), func() (bool, string) {
-		err := get(t, obj, ns, name)
+		err := c.get(t, obj, ns, name)
 		return err == nil, fmt.Sprint(err)
 	})
 }
@@ -314,7 +324,10 @@ func TestSteadyStateMakesNoWrites(t *testing.T) {
 	mustGet(t, &appsv1.Deployment{}, ns, "calm-frontend")
 	markWorkloadsReady(t, ns, "calm")
 	waitCondition(t, ns, "calm", shopv1.ConditionReady, metav1.ConditionTrue)
-	time.Sleep(time.Second) // let in-flight reconciles of other tests' events finish
+	// Let the reconciles still in flight finish (one that read the Shop
+	// before it turned Ready writes that status again): the operator has
+	// written nothing in the namespace for two seconds.
+	settled(t, ns, 2*time.Second)
 
 	before, byKeyBefore := writes.snapshot()
 	// An annotation change triggers a reconcile without changing the spec.
@@ -388,5 +401,30 @@ func TestRefusedSpecIsStalled(t *testing.T) {
 	s = waitCondition(t, ns, "refused", shopv1.ConditionReady, metav1.ConditionTrue)
 	if st, _, _ := condition(s, shopv1.ConditionStalled); st != metav1.ConditionFalse {
 		t.Errorf("Stalled = %s once the spec is fixed, want False", st)
+	}
+}
+
+// settled waits (up to a minute) until the operator has written nothing in
+// namespace ns for quiet.
+func settled(t *testing.T, ns string, quiet time.Duration) {
+	t.Helper()
+	inNamespace := func() int {
+		_, byKey := writes.snapshot()
+		n := 0
+		for k, v := range byKey {
+			if strings.Contains(k, "/namespaces/"+ns+"/") {
+				n += v
+			}
+		}
+		return n
+	}
+	last, since := inNamespace(), time.Now()
+	for deadline := time.Now().Add(time.Minute); time.Since(since) < quiet; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the operator kept writing in %s for a minute", ns)
+		}
+		if n := inNamespace(); n != last {
+			last, since = n, time.Now()
+		}
 	}
 }
