@@ -135,14 +135,11 @@ var builderErrorCases = []struct {
 
 // internalErrors are the error sites no spec reaches, and why.
 var internalErrors = map[string]string{
-	"backups/build.go: the %s database is not managed by the operator: restore it with your database's own tools": "RestoreJob is no part of the desired state: shopctl db restore returns it to its user",
-	"workloads/build.go: generated Secret %s has no values: the controller must fill it before rendering (secrets.Fill)": "the controller fills every generated Secret before rendering",
-	"databases/build.go: generated Secret %s has no values: the controller must fill it before rendering (secrets.Fill)": "the controller fills every generated Secret before rendering",
-	"databases/build.go: generated Secret %s lacks key %s": "the controller fills every generated Secret before rendering",
-	"databases/tls.go: generated Secret %s has no values: the controller must fill it before rendering (secrets.Fill)":   "the controller fills every generated Secret before rendering",
-	"databases/tls.go: generated Secret %s lacks key %s":                                                                  "the controller fills every generated Secret before rendering",
-	"dashboards/build.go: dashboard %s: %w":                                                                               "the dashboards are built from code, not from the spec; the dashboards' tests build every one",
-	"engine/engine.go: %s and %s both render %s":                                                                          "two builders rendering one object is a bug in the builders; the engine's tests render every profile",
+	"backups/build.go: the %s database is not managed by the operator: restore it with your database's own tools":      "RestoreJob is no part of the desired state: shopctl db restore returns it to its user",
+	"render/lookup.go: generated Secret %s has no values: the controller must fill it before rendering (secrets.Fill)": "the controller fills every generated Secret before rendering",
+	"render/lookup.go: generated Secret %s lacks key %s":                                                               "the controller fills every generated Secret before rendering",
+	"dashboards/build.go: dashboard %s: %w":                                                                            "the dashboards are built from code, not from the spec; the dashboards' tests build every one",
+	"engine/engine.go: %s and %s both render %s":                                                                       "two builders rendering one object is a bug in the builders; the engine's tests render every profile",
 }
 
 func backupSchedule(schedule string) func(*shopv1.ShopSpec) {
@@ -238,7 +235,9 @@ func TestEveryBuilderErrorIsRefusedOrStalled(t *testing.T) {
 	t.Run("every latency bucket is accepted", func(t *testing.T) {
 		for _, b := range monitoring.LatencyBuckets {
 			d := time.Duration(b * float64(time.Second))
-			spec := withRules(func(s *shopv1.ShopSpec) { s.Observability.Alerting.SLO.LatencyThreshold = &metav1.Duration{Duration: d} })
+			spec := withRules(func(s *shopv1.ShopSpec) {
+				s.Observability.Alerting.SLO.LatencyThreshold = &metav1.Duration{Duration: d}
+			})
 			shop := newShop(ns, "bucket", shopv1.ShopSpec{})
 			spec(&shop.Spec)
 			if err := k8s.Create(ctx, shop, client.DryRunAll); err != nil {
@@ -248,15 +247,15 @@ func TestEveryBuilderErrorIsRefusedOrStalled(t *testing.T) {
 	})
 }
 
-// errorSites finds every error the builders and the engine make themselves
-// (fmt.Errorf and errors.New with a literal message), as
-// "<dir>/<file>: <message>", relative to internal/builders (the engine as
-// engine/engine.go).
+// errorSites finds every error the builders, and the engine and render
+// helpers they call, make themselves (fmt.Errorf and errors.New with a
+// literal message), as "<dir>/<file>: <message>", relative to
+// internal/builders (the others as engine/engine.go, render/lookup.go).
 func errorSites(t *testing.T) []string {
 	t.Helper()
 	root := filepath.Join(testenv.RepoRoot(), "internal")
 	var files []string
-	for _, dir := range []string{"builders", "engine"} {
+	for _, dir := range []string{"builders", "engine", "render"} {
 		err := filepath.WalkDir(filepath.Join(root, dir), func(path string, d os.DirEntry, err error) error {
 			if err == nil && !d.IsDir() && strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go") {
 				files = append(files, path)

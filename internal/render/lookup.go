@@ -1,6 +1,10 @@
 package render
 
-import shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
+import (
+	"fmt"
+
+	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
+)
 
 // Workload returns the resolved settings of one of the five services (the
 // zero WorkloadSpec for another name).
@@ -29,4 +33,19 @@ func (in Input) ManagedDatabase(svc string) *shopv1.ManagedDatabase {
 // the operator runs it (or the service has none).
 func (in Input) ExternalDatabase(svc string) *shopv1.ExternalDatabase {
 	return in.Database(svc).External
+}
+
+// GeneratedValues returns the values the controller generated for the Secret
+// name (see package secrets), each of keys present.
+func (in Input) GeneratedValues(name string, keys ...string) (map[string][]byte, error) {
+	data, ok := in.Generated[name]
+	if !ok {
+		return nil, fmt.Errorf("generated Secret %s has no values: the controller must fill it before rendering (secrets.Fill)", name)
+	}
+	for _, k := range keys {
+		if len(data[k]) == 0 {
+			return nil, fmt.Errorf("generated Secret %s lacks key %s", name, k)
+		}
+	}
+	return data, nil
 }
