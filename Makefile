@@ -60,10 +60,14 @@ test-tools: kube-binaries otelcol postgres ## Everything the operator tests run:
 postgres: ## Install Debian's postgresql-15 when missing (the tests' throwaway servers, test/contract's databases).
 	$(MAKE) -C services postgres
 
+# The controllers suite runs its tests in a random order (-shuffle=on): none
+# may depend on another having run before it (what reads the whole suite's
+# doing runs after m.Run in its TestMain).
 .PHONY: test-operator
 test-operator: test-tools ## Operator tests: real API server, real CRDs, otelcol, promtool, a local cluster.
 	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh cluster | tail -1)" SHOP_OTELCOL="$(SHOP_OTELCOL)" SHOP_E2E=1 \
-		go test $(GO_TEST_FLAGS) ./...
+		go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v '/controllers$$')
+	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh cluster | tail -1)" go test $(GO_TEST_FLAGS) -shuffle=on ./controllers
 
 .PHONY: test-services
 test-services: otelcol ## The commerce services' tests (real Postgres, real browser, the real collector).

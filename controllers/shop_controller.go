@@ -43,6 +43,7 @@ import (
 	"github.com/shopplatform/shop-operator/internal/profile"
 	"github.com/shopplatform/shop-operator/internal/render"
 	"github.com/shopplatform/shop-operator/internal/secrets"
+	"github.com/shopplatform/shop-operator/internal/status"
 )
 
 // resync restores children that no watch covers (generated Secrets).
@@ -92,7 +93,9 @@ type ShopReconciler struct {
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile brings one Shop's children to the desired state and reports it.
-func (r *ShopReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+// The status is decided once, when the reconcile returns, from what it
+// observed (see package status), whichever way it returns.
+func (r *ShopReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	logger := log.FromContext(ctx)
 	shop := &shopv1.Shop{}
 	if err := r.Client.Get(ctx, req.NamespacedName, shop); err != nil {
@@ -104,25 +107,25 @@ func (r *ShopReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		return ctrl.Result{}, nil
 	}
 	old := shop.DeepCopy()
-	st := newStatus(shop)
+	obs := &status.Observation{Generation: shop.Generation}
+	defer func() {
+		if retErr != nil {
+			logger.Error(retErr, "reconcile failed")
+			obs.Failure = retErr
+		}
+		if err := r.patchStatus(ctx, old, shop, obs); err != nil && retErr == nil {
+			retErr = err
+		}
+	}()
 
 	if shop.Spec.Paused {
-		st.paused()
-		return ctrl.Result{}, r.patchStatus(ctx, old, shop, st)
+		obs.Paused = true
+		return ctrl.Result{}, nil
 	}
-
-	result, err := r.reconcile(ctx, shop, st)
-	if err != nil {
-		logger.Error(err, "reconcile failed")
-		st.failed("ReconcileFailed", err.Error())
-	}
-	if perr := r.patchStatus(ctx, old, shop, st); perr != nil && err == nil {
-		err = perr
-	}
-	return result, err
+	return r.reconcile(ctx, shop, obs)
 }
 
-func (r *ShopReconciler) reconcile(ctx context.Context, shop *shopv1.Shop, st *status) (ctrl.Result, error) {
+func (r *ShopReconciler) reconcile(ctx context.Context, shop *shopv1.Shop, obs *status.Observation) (ctrl.Result, error) {
 	apis, kinds, err := r.apis.Detect(ctx)
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("discovering optional APIs: %w", err)
@@ -133,20 +136,21 @@ func (r *ShopReconciler) reconcile(ctx context.Context, shop *shopv1.Shop, st *s
 	if in.Generated, err = r.generatedSecrets(ctx, in); err != nil {
 		return ctrl.Result{}, err
 	}
-	st.dependencies(missingAPIs(in))
+	obs.Input, obs.MissingAPIs, obs.Reached = in, missingAPIs(in), status.Resolved
 
-	refsOK, referenced, err := r.checkReferences(ctx, in, st)
+	problems, referenced, err := r.checkReferences(ctx, in)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	in.Referenced = referenced
-	st.exporters(in)
-	in = withoutUnreadyExporters(in, st.refProblems)
-	in = withoutUnreadyAdmin(in, st.refProblems)
+	obs.Input, obs.Problems, obs.Reached = in, problems, status.Referenced
+	in = withoutUnreadyExporters(in, problems)
+	in = withoutUnreadyAdmin(in, problems)
 
 	desired, err := engine.Desired(in)
 	if err != nil {
-		st.stalled("RenderFailed", err.Error())
+		// Final for this generation: retrying renders the same error.
+		obs.Refused = err
 		return ctrl.Result{}, nil
 	}
 	changes, err := r.applier.ApplyAllStaged(ctx, desired, applyOptions)
@@ -159,11 +163,11 @@ func (r *ShopReconciler) reconcile(ctx context.Context, shop *shopv1.Shop, st *s
 	}
 	r.recordChanges(shop, changes, pruned)
 
-	if err := r.observeWorkloads(ctx, shop, desired, st); err != nil {
+	if obs.Components, err = r.observeWorkloads(ctx, in, desired); err != nil {
 		return ctrl.Result{}, err
 	}
-	st.finish(in)
-	if !refsOK {
+	obs.Reached = status.Observed
+	if len(problems) > 0 {
 		return ctrl.Result{RequeueAfter: r.RetryMissing}, nil
 	}
 	return ctrl.Result{RequeueAfter: resync}, nil
@@ -188,25 +192,26 @@ func (r *ShopReconciler) generatedSecrets(ctx context.Context, in render.Input) 
 	return secrets.Fill(specs, existing)
 }
 
-// checkReferences checks every Secret the Shop references and sets the
-// conditions that report them. It reports false when one is missing, and
-// returns the values of their keys that pods read at start
+// checkReferences checks every Secret the Shop references and returns the
+// problems it finds, and the values of their keys that pods read at start
 // (render.Input.Referenced).
-func (r *ShopReconciler) checkReferences(ctx context.Context, in render.Input, st *status) (bool, map[string]map[string][]byte, error) {
-	var problems []string
+func (r *ShopReconciler) checkReferences(ctx context.Context, in render.Input) (status.Problems, map[string]map[string][]byte, error) {
+	var problems status.Problems
 	referenced := map[string]map[string][]byte{}
 	for _, ref := range secretRefs(in) {
+		missing := status.Problem{Kind: status.SecretNotFound, Subject: ref.For, Secret: ref.Name, Blocking: ref.Blocking}
 		sec := &corev1.Secret{}
 		err := r.Direct.Get(ctx, client.ObjectKey{Namespace: in.Shop.Namespace, Name: ref.Name}, sec)
 		switch {
 		case apierrors.IsNotFound(err):
-			problems = append(problems, fmt.Sprintf("%s: Secret %q not found", ref.For, ref.Name))
+			problems = append(problems, missing)
 		case err != nil:
-			return false, nil, fmt.Errorf("reading Secret %s: %w", ref.Name, err)
+			return nil, nil, fmt.Errorf("reading Secret %s: %w", ref.Name, err)
 		default:
 			for _, k := range ref.Keys {
 				if len(sec.Data[k]) == 0 {
-					problems = append(problems, fmt.Sprintf("%s: Secret %q has no key %q", ref.For, ref.Name, k))
+					missing.Kind, missing.Key = status.SecretKeyMissing, k
+					problems = append(problems, missing)
 				}
 			}
 			for _, k := range ref.Rolls {
@@ -219,18 +224,17 @@ func (r *ShopReconciler) checkReferences(ctx context.Context, in render.Input, s
 			}
 		}
 	}
-	st.references(problems)
-	return len(problems) == 0, referenced, nil
+	return problems, referenced, nil
 }
 
 // withoutUnreadyExporters switches off every exporter whose Secret is
 // missing, so the collector still starts and the other exporters keep
 // working; the exporter's condition says why it is off.
-func withoutUnreadyExporters(in render.Input, problems []string) render.Input {
+func withoutUnreadyExporters(in render.Input, problems status.Problems) render.Input {
 	o := &in.Spec.Observability
 	switches := map[string]**bool{"datadog": &o.Datadog.Enabled, "newrelic": &o.NewRelic.Enabled}
 	for name, enabled := range switches {
-		if len(filter(problems, exporterFor(name)+":")) > 0 {
+		if len(problems.About(status.Exporter(name))) > 0 {
 			off := false
 			*enabled = &off
 		}
@@ -242,8 +246,8 @@ func withoutUnreadyExporters(in render.Input, problems []string) render.Input {
 // Secret or a key is missing: a required secretKeyRef to it would keep auth's
 // pods from starting, for want of an account only an admin needs.
 // ReferencesResolved says what is missing.
-func withoutUnreadyAdmin(in render.Input, problems []string) render.Input {
-	if len(filter(problems, adminFor+":")) > 0 {
+func withoutUnreadyAdmin(in render.Input, problems status.Problems) render.Input {
+	if len(problems.About(status.Admin)) > 0 {
 		in.Spec.Admin = nil
 	}
 	return in
@@ -323,10 +327,11 @@ func summarize(items []string) string {
 	return strings.Join(items, ", ")
 }
 
-// patchStatus writes the status when it changed, and only then.
-func (r *ShopReconciler) patchStatus(ctx context.Context, old, shop *shopv1.Shop, st *status) error {
+// patchStatus decides the status from what the reconcile observed and
+// writes it when it changed, and only then.
+func (r *ShopReconciler) patchStatus(ctx context.Context, old, shop *shopv1.Shop, obs *status.Observation) error {
 	before := old.Status.DeepCopy()
-	st.apply(&shop.Status)
+	shop.Status = status.Finalize(old.Status, obs)
 	if statusEqual(before, &shop.Status) {
 		return nil
 	}

@@ -11,27 +11,43 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
+	"github.com/shopplatform/shop-operator/internal/argocd"
 	"github.com/shopplatform/shop-operator/internal/render"
 	"github.com/shopplatform/shop-operator/internal/secrets"
+	"github.com/shopplatform/shop-operator/internal/status"
 )
 
 var ctx = context.Background()
 
 func get(t *testing.T, obj client.Object, ns, name string) error {
 	t.Helper()
-	return k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, obj)
+	return suite().get(t, obj, ns, name)
 }
 
 func mustGet(t *testing.T, obj client.Object, ns, name string) {
 	t.Helper()
+	suite().mustGet(t, obj, ns, name)
+}
+
+func (c cluster) get(t *testing.T, obj client.Object, ns, name string) error {
+	t.Helper()
+	return c.k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, obj)
+}
+
+func (c cluster) mustGet(t *testing.T, obj client.Object, ns, name string) {
+	t.Helper()
 	eventually(t, fmt.Sprintf("%T %s/%s", obj, ns, name), func() (bool, string) {
-		err := get(t, obj, ns, name)
+		err := c.get(t, obj, ns, name)
 		return err == nil, fmt.Sprint(err)
 	})
 }
@@ -75,7 +91,7 @@ func TestShopLifecycle(t *testing.T) {
 
 	markWorkloadsReady(t, ns, "web")
 	s = waitCondition(t, ns, "web", shopv1.ConditionReady, metav1.ConditionTrue)
-	if r, tot := parseReady(s.Status.ReadyComponents); r != tot || tot < 8 {
+	if n := len(s.Status.Components); n < 8 || s.Status.ReadyComponents != fmt.Sprintf("%d/%d", n, n) {
 		t.Errorf("readyComponents = %q, want all of at least 8", s.Status.ReadyComponents)
 	}
 	if st, _, _ := condition(s, shopv1.ConditionStalled); st != metav1.ConditionFalse {
@@ -308,7 +324,10 @@ func TestSteadyStateMakesNoWrites(t *testing.T) {
 	mustGet(t, &appsv1.Deployment{}, ns, "calm-frontend")
 	markWorkloadsReady(t, ns, "calm")
 	waitCondition(t, ns, "calm", shopv1.ConditionReady, metav1.ConditionTrue)
-	time.Sleep(time.Second) // let in-flight reconciles of other tests' events finish
+	// Let the reconciles still in flight finish (one that read the Shop
+	// before it turned Ready writes that status again): the operator has
+	// written nothing in the namespace for two seconds.
+	settled(t, ns, 2*time.Second)
 
 	before, byKeyBefore := writes.snapshot()
 	// An annotation change triggers a reconcile without changing the spec.
@@ -326,4 +345,86 @@ func TestSteadyStateMakesNoWrites(t *testing.T) {
 		}
 	}
 	t.Logf("operator writes during steady state: %d (all namespaces)", after-before)
+}
+
+// TestRefusedSpecIsStalled changes a Ready Shop to a spec the API server
+// accepts but a builder refuses (a backup schedule that never runs twice):
+// the status must say so for the new generation, Stalled=True and
+// Ready=False with the builder's message, so that kstatus reports Failed and
+// Argo CD Degraded, and keep the components it last observed. Fixing the
+// spec makes the Shop Ready again.
+func TestRefusedSpecIsStalled(t *testing.T) {
+	ns := namespace(t)
+	if err := k8s.Create(ctx, newShop(ns, "refused", shopv1.ShopSpec{})); err != nil {
+		t.Fatal(err)
+	}
+	mustGet(t, &appsv1.Deployment{}, ns, "refused-frontend")
+	markWorkloadsReady(t, ns, "refused")
+	before := waitCondition(t, ns, "refused", shopv1.ConditionReady, metav1.ConditionTrue)
+
+	const never = "0 0 30 2 *" // February 30th
+	update(t, ns, "refused", func(s *shopv1.Shop) {
+		s.Spec.Databases.Orders.Managed = &shopv1.ManagedDatabase{Backup: &shopv1.BackupSpec{Enabled: ptr.To(true), Schedule: never}}
+	})
+	s := waitCondition(t, ns, "refused", shopv1.ConditionStalled, metav1.ConditionTrue)
+	want := `databases.orders.managed.backup.schedule: schedule "` + never + `" never runs twice`
+	for _, c := range []string{shopv1.ConditionStalled, shopv1.ConditionReady, shopv1.ConditionReconciling} {
+		st, reason, msg := condition(s, c)
+		wantStatus := metav1.ConditionFalse
+		if c == shopv1.ConditionStalled {
+			wantStatus = metav1.ConditionTrue
+		}
+		if st != wantStatus || reason != status.ReasonRenderFailed || !strings.Contains(msg, want) {
+			t.Errorf("%s = %s %s: %q, want %s %s with %q", c, st, reason, msg, wantStatus, status.ReasonRenderFailed, want)
+		}
+		if cc := meta.FindStatusCondition(s.Status.Conditions, c); cc.ObservedGeneration != s.Generation {
+			t.Errorf("%s is for generation %d, want %d", c, cc.ObservedGeneration, s.Generation)
+		}
+	}
+	if len(s.Status.Components) != len(before.Status.Components) || s.Status.ReadyComponents != before.Status.ReadyComponents {
+		t.Errorf("components %v (%s), want the last observed %v (%s)", s.Status.Components, s.Status.ReadyComponents,
+			before.Status.Components, before.Status.ReadyComponents)
+	}
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := kstatus.Compute(&unstructured.Unstructured{Object: u}); err != nil || res.Status != kstatus.FailedStatus {
+		t.Errorf("kstatus = %+v, %v; want Failed", res, err)
+	}
+	if h, err := argocd.ShopHealth(u); err != nil || h.Status != argocd.Degraded || !strings.Contains(h.Message, want) {
+		t.Errorf("Argo CD health = %+v, %v; want Degraded with %q", h, err, want)
+	}
+
+	update(t, ns, "refused", func(s *shopv1.Shop) { s.Spec.Databases.Orders.Managed.Backup.Schedule = "0 3 * * *" })
+	markWorkloadsReady(t, ns, "refused")
+	s = waitCondition(t, ns, "refused", shopv1.ConditionReady, metav1.ConditionTrue)
+	if st, _, _ := condition(s, shopv1.ConditionStalled); st != metav1.ConditionFalse {
+		t.Errorf("Stalled = %s once the spec is fixed, want False", st)
+	}
+}
+
+// settled waits (up to a minute) until the operator has written nothing in
+// namespace ns for quiet.
+func settled(t *testing.T, ns string, quiet time.Duration) {
+	t.Helper()
+	inNamespace := func() int {
+		_, byKey := writes.snapshot()
+		n := 0
+		for k, v := range byKey {
+			if strings.Contains(k, "/namespaces/"+ns+"/") {
+				n += v
+			}
+		}
+		return n
+	}
+	last, since := inNamespace(), time.Now()
+	for deadline := time.Now().Add(time.Minute); time.Since(since) < quiet; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the operator kept writing in %s for a minute", ns)
+		}
+		if n := inNamespace(); n != last {
+			last, since = n, time.Now()
+		}
+	}
 }

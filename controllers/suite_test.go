@@ -36,11 +36,10 @@ import (
 // whole package. There is no kube-controller-manager: tests mark workloads
 // ready themselves, and nothing is garbage-collected (test/e2e covers that).
 var (
-	k8s     client.Client
-	testCfg *rest.Config
-	writes  writeCounter
+	k8s    client.Client
+	writes writeCounter
 	// auditLog is the API server's audit log: TestOperatorRoleIsMinimal
-	// reads what the operator did with its role.
+	// reads what the operator did with its role, after every test.
 	auditLog string
 )
 
@@ -49,36 +48,54 @@ func TestMain(m *testing.M) {
 	// test reads it); stderr shows errors, or everything with SHOP_TEST_VERBOSE.
 	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.Level(zapcore.DebugLevel),
 		zap.WriteTo(io.MultiWriter(&operatorLog, levelFilter{os.Stderr}))))
-	env, err := testenv.Start(testenv.Options{Audit: true})
+	// The third-party CRDs are there from the start, for every test:
+	// TestOptionalAPIsAppearLater starts a cluster of its own without them.
+	env, err := testenv.Start(testenv.Options{Audit: true, ThirdPartyCRDs: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	k8s, testCfg, auditLog = env.Client, env.Config, env.AuditLog
-	// The operator runs as its ServiceAccount with exactly the ClusterRole
-	// that config/rbac ships: a permission missing there fails these tests.
+	k8s, auditLog = env.Client, env.AuditLog
+	stop, err := startOperator(env, ctrl.Options{}, writes.wrap)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	// What reads the whole suite's doing runs after it, explicitly: no test
+	// depends on running last, or on the name of its file.
+	if wholeSuite() && !afterSuite("TestOperatorRoleIsMinimal", operatorRoleIsMinimal) {
+		code = 1
+	}
+	stop()
+	_ = env.Stop()
+	os.Exit(code)
+}
+
+// startOperator runs an operator against env as its ServiceAccount, with
+// exactly the ClusterRole that config/rbac ships (a permission missing there
+// fails the tests), its requests going through wrap when set.
+func startOperator(env *testenv.Env, opts ctrl.Options, wrap func(http.RoundTripper) http.RoundTripper) (stop func(), err error) {
 	cfg, err := asOperator(env)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return nil, err
 	}
-	cfg.Wrap(writes.wrap)
-	mgr, err := newManager(cfg, ctrl.Options{
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-	}, time.Second)
+	if wrap != nil {
+		cfg.Wrap(wrap)
+	}
+	opts.Metrics = metricsserver.Options{BindAddress: "0"}
+	opts.HealthProbeBindAddress = "0"
+	mgr, err := newManager(cfg, opts, time.Second)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	code := m.Run()
-	cancel()
-	<-done
-	_ = env.Stop()
-	os.Exit(code)
+	return func() {
+		cancel()
+		<-done
+	}, nil
 }
 
 // operatorLog holds every line the operator logged.
@@ -148,8 +165,27 @@ type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
+// cluster is the client of one test API server: the suite's (k8s), or one a
+// test starts for itself.
+type cluster struct{ k8s client.Client }
+
+// suite is the suite's API server.
+func suite() cluster { return cluster{k8s} }
+
+func namespace(t *testing.T) string { t.Helper(); return suite().namespace(t) }
+
+func getShop(t *testing.T, ns, name string) *shopv1.Shop {
+	t.Helper()
+	return suite().getShop(t, ns, name)
+}
+
+func waitCondition(t *testing.T, ns, name, cond string, want metav1.ConditionStatus) *shopv1.Shop {
+	t.Helper()
+	return suite().waitCondition(t, ns, name, cond, want)
+}
+
 // namespace creates a fresh namespace for one test.
-func namespace(t *testing.T) string {
+func (c cluster) namespace(t *testing.T) string {
 	t.Helper()
 	name := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
 	if len(name) > 50 {
@@ -157,7 +193,7 @@ func namespace(t *testing.T) string {
 	}
 	name = strings.Trim(name, "-") + fmt.Sprintf("-%d", time.Now().UnixNano()%100000)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
-	if err := k8s.Create(context.Background(), ns); err != nil {
+	if err := c.k8s.Create(context.Background(), ns); err != nil {
 		t.Fatal(err)
 	}
 	return name
@@ -184,10 +220,10 @@ func eventually(t *testing.T, what string, cond func() (bool, string)) {
 }
 
 // getShop reads a Shop.
-func getShop(t *testing.T, ns, name string) *shopv1.Shop {
+func (c cluster) getShop(t *testing.T, ns, name string) *shopv1.Shop {
 	t.Helper()
 	s := &shopv1.Shop{}
-	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
+	if err := c.k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, s); err != nil {
 		t.Fatal(err)
 	}
 	return s
@@ -204,11 +240,11 @@ func condition(s *shopv1.Shop, t string) (metav1.ConditionStatus, string, string
 
 // waitCondition waits until the Shop reports condition t with status want at
 // its current generation.
-func waitCondition(t *testing.T, ns, name, cond string, want metav1.ConditionStatus) *shopv1.Shop {
+func (c cluster) waitCondition(t *testing.T, ns, name, cond string, want metav1.ConditionStatus) *shopv1.Shop {
 	t.Helper()
 	var s *shopv1.Shop
 	eventually(t, fmt.Sprintf("%s=%s on %s/%s", cond, want, ns, name), func() (bool, string) {
-		s = getShop(t, ns, name)
+		s = c.getShop(t, ns, name)
 		st, reason, msg := condition(s, cond)
 		c := meta.FindStatusCondition(s.Status.Conditions, cond)
 		ok := st == want && c != nil && c.ObservedGeneration == s.Generation && s.Status.ObservedGeneration == s.Generation

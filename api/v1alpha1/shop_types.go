@@ -239,8 +239,12 @@ type ManagedDatabase struct {
 type BackupSpec struct {
 	// +optional
 	Enabled *bool `json:"enabled,omitempty"`
-	// Schedule in cron format.
+	// Schedule in cron format: five fields (minute hour day-of-month month
+	// day-of-week) or a descriptor such as @daily or @every 6h. A schedule of
+	// that shape that never runs twice in a year (February 30th) is reported
+	// in the Shop's Stalled condition.
 	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^(@(annually|yearly|monthly|weekly|daily|midnight|hourly)|@every \S+|\S+(\s+\S+){4})$`
 	// +optional
 	Schedule string `json:"schedule,omitempty"`
 	// Retain this many backups.
@@ -505,7 +509,10 @@ type AlertingSpec struct {
 	SLO SLOSpec `json:"slo,omitempty"`
 }
 
-// SLOSpec holds the shop's service level objectives.
+// SLOSpec holds the shop's service level objectives. The latency threshold
+// must be a bucket boundary of http.server.request.duration, where it is
+// measured exactly.
+// +kubebuilder:validation:XValidation:rule="!has(self.latencyThreshold) || duration(self.latencyThreshold) in [duration('5ms'), duration('10ms'), duration('25ms'), duration('50ms'), duration('75ms'), duration('100ms'), duration('250ms'), duration('500ms'), duration('750ms'), duration('1s'), duration('2500ms'), duration('5s'), duration('7500ms'), duration('10s')]",message="alerting.slo.latencyThreshold is not a bucket boundary of http.server.request.duration; use one of 5ms, 10ms, 25ms, 50ms, 75ms, 100ms, 250ms, 500ms, 750ms, 1s, 2.5s, 5s, 7.5s, 10s"
 type SLOSpec struct {
 	// Availability target in percent, e.g. "99.9".
 	// +kubebuilder:validation:Pattern=`^(9[0-9](\.[0-9]{1,3})?)$`
@@ -526,6 +533,7 @@ type Severity string
 
 // Receiver is one alert channel.
 // +kubebuilder:validation:XValidation:rule="[has(self.slack), has(self.pagerDuty), has(self.email), has(self.webhook)].filter(x, x).size() == 1",message="a receiver needs exactly one of slack, pagerDuty, email or webhook"
+// +kubebuilder:validation:XValidation:rule="self.name != 'none'",message="alerting.receivers: the name 'none' is reserved for alerts no receiver takes; rename that receiver"
 type Receiver struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
@@ -606,7 +614,9 @@ type LoadGeneratorSpec struct {
 type SyntheticCheckSpec struct {
 	// +optional
 	Enabled *bool `json:"enabled,omitempty"`
+	// Schedule in cron format, as for backups (five fields or a descriptor).
 	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^(@(annually|yearly|monthly|weekly|daily|midnight|hourly)|@every \S+|\S+(\s+\S+){4})$`
 	// +optional
 	Schedule string `json:"schedule,omitempty"`
 }
@@ -696,4 +706,9 @@ const (
 	ConditionDependenciesAvailable = "DependenciesAvailable"
 	ConditionMeshReady             = "MeshReady"
 	ConditionMonitoringReady       = "MonitoringReady"
+	// One per switchable exporter the Shop turns on (removed when off).
+	ConditionJaegerReady   = "JaegerReady"
+	ConditionLokiReady     = "LokiReady"
+	ConditionDatadogReady  = "DatadogReady"
+	ConditionNewRelicReady = "NewRelicReady"
 )

@@ -48,6 +48,11 @@ var (
 	notReconciling = cond(shopv1.ConditionReconciling, metav1.ConditionFalse, "Succeeded", "the children match the spec")
 	stalled        = cond(shopv1.ConditionStalled, metav1.ConditionTrue, "SecretMissing", "Secret orders-db (databases.orders.external) not found")
 	notStalled     = cond(shopv1.ConditionStalled, metav1.ConditionFalse, "Succeeded", "nothing is blocked")
+
+	refusedMessage     = `rendering backups: databases.orders.managed.backup.schedule: schedule "0 0 30 2 *" never runs twice (nothing was applied: change the spec)`
+	refused            = cond(shopv1.ConditionStalled, metav1.ConditionTrue, "RenderFailed", refusedMessage)
+	refusedReady       = cond(shopv1.ConditionReady, metav1.ConditionFalse, "RenderFailed", refusedMessage)
+	refusedReconciling = cond(shopv1.ConditionReconciling, metav1.ConditionFalse, "RenderFailed", refusedMessage)
 )
 
 func TestShopHealth(t *testing.T) {
@@ -69,6 +74,8 @@ func TestShopHealth(t *testing.T) {
 		{"stalled", shop(t, false, at(3, cond(shopv1.ConditionReady, metav1.ConditionFalse, "SecretMissing", "x"), stalled)), Degraded, "Secret orders-db (databases.orders.external) not found"},
 		{"stalled without a message", shop(t, false, at(3, cond(shopv1.ConditionStalled, metav1.ConditionTrue, "Failed", ""))), Degraded, "The Shop is stalled"},
 		{"stalled wins over a stale Ready", shop(t, false, at(3, ready, stalled)), Degraded, "not found"},
+		// A spec the API server accepts and a builder refuses, as the operator reports it.
+		{"refused spec", shop(t, false, at(3, refusedReady, refusedReconciling, refused)), Degraded, "never runs twice"},
 		{"not ready, nothing reconciling", shop(t, false, at(3, notReady, notReconciling)), Progressing, "waiting for orders 0/2"},
 		{"no conditions", shop(t, false, at(3)), Progressing, "Waiting for the Shop to become ready"},
 		{"paused", shop(t, true, at(3, ready)), Suspended, "paused"},

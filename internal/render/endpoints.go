@@ -14,6 +14,9 @@ const (
 	AdminPort = 9090
 	// PostgresPort is a managed database's port.
 	PostgresPort = 5432
+	// PostgresExporterPort serves the metrics of the postgres_exporter
+	// sidecar next to a managed database.
+	PostgresExporterPort = 9187
 	// OTLPGRPCPort is the collector's OTLP gRPC receiver.
 	OTLPGRPCPort = 4317
 )

@@ -26,10 +26,11 @@ type Input struct {
 	// those Secrets with exactly these values.
 	Generated map[string]map[string][]byte
 	// Referenced holds the values that pods read only when they start from
-	// the Secrets the Shop references (an external database's ca.crt), by
-	// Secret name and key, as the controller read them (absent: no such
-	// key, or no such Secret). Builders only hash them, so that a change
-	// rolls the pods that read them.
+	// the Secrets the Shop references (an external database's ca.crt, the
+	// admin's email and password), by Secret name and key, as the
+	// controller read them (absent: no such key, or no such Secret).
+	// Builders only hash them, so that a change rolls the pods that read
+	// them.
 	Referenced map[string]map[string][]byte
 }
 

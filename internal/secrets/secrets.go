@@ -76,7 +76,7 @@ type Bundle struct {
 func For(in render.Input) []Spec {
 	var specs []Spec
 	for _, svc := range render.Databases {
-		if managed(in, svc) {
+		if in.ManagedDatabase(svc) != nil {
 			specs = append(specs, Spec{Name: in.DatabaseSecretName(svc), Keys: map[string]func() ([]byte, error){
 				PasswordKey:          password,
 				SuperuserPasswordKey: password,
@@ -157,15 +157,6 @@ func Placeholders(specs []Spec) map[string]map[string][]byte {
 		}
 	}
 	return out
-}
-
-func managed(in render.Input, svc string) bool {
-	db := map[string]bool{
-		render.Auth:    in.Spec.Databases.Auth.External == nil,
-		render.Catalog: in.Spec.Databases.Catalog.External == nil,
-		render.Orders:  in.Spec.Databases.Orders.External == nil,
-	}
-	return db[svc]
 }
 
 // password returns 32 random bytes as URL-safe base64 (safe in connection strings).

@@ -32,7 +32,7 @@ func Build(in render.Input) ([]client.Object, error) {
 	var out []client.Object
 	var scheduled []scheduledDB
 	for _, svc := range render.Databases {
-		m := Managed(in, svc)
+		m := in.ManagedDatabase(svc)
 		if m == nil || m.Backup == nil || !ptr.Deref(m.Backup.Enabled, false) {
 			continue
 		}
@@ -50,14 +50,6 @@ func Build(in render.Input) ([]client.Object, error) {
 		out = append(out, rule)
 	}
 	return out, nil
-}
-
-// Managed returns a service's managed database, or nil when it is external.
-func Managed(in render.Input, svc string) *shopv1.ManagedDatabase {
-	dbs := in.Spec.Databases
-	return map[string]*shopv1.ManagedDatabase{
-		render.Auth: dbs.Auth.Managed, render.Catalog: dbs.Catalog.Managed, render.Orders: dbs.Orders.Managed,
-	}[svc]
 }
 
 // Component is the label value of a database's backup objects; the
@@ -150,9 +142,7 @@ func connectionEnv(in render.Input, svc string) []corev1.EnvVar {
 		{Name: "PGPORT", Value: strconv.Itoa(render.PostgresPort)},
 		{Name: "PGDATABASE", Value: svc},
 		{Name: "PGUSER", Value: "postgres"},
-		{Name: "PGPASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
-			LocalObjectReference: corev1.LocalObjectReference{Name: secret}, Key: secrets.SuperuserPasswordKey,
-		}}},
+		render.SecretEnv("PGPASSWORD", secret, secrets.SuperuserPasswordKey),
 		{Name: "PGCONNECT_TIMEOUT", Value: "10"},
 		// Over the network, so over TLS, verified against the database's own CA.
 		{Name: "PGSSLMODE", Value: "verify-full"},
@@ -177,13 +167,7 @@ func podTemplate(in render.Input, svc string, m *shopv1.ManagedDatabase, name st
 			RestartPolicy:                corev1.RestartPolicyNever,
 			AutomountServiceAccountToken: ptr.To(false),
 			EnableServiceLinks:           ptr.To(false),
-			SecurityContext: &corev1.PodSecurityContext{
-				RunAsNonRoot:   ptr.To(true),
-				RunAsUser:      ptr.To[int64](postgresUID),
-				RunAsGroup:     ptr.To[int64](postgresUID),
-				FSGroup:        ptr.To[int64](postgresUID),
-				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-			},
+			SecurityContext:              render.PodSecurity(postgresUID),
 			Containers: []corev1.Container{{
 				Name:    name,
 				Image:   image(m),
@@ -198,11 +182,7 @@ func podTemplate(in render.Input, svc string, m *shopv1.ManagedDatabase, name st
 					{Name: "tmp", MountPath: "/tmp"},
 					{Name: "db-tls", MountPath: databaseCADir, ReadOnly: true},
 				},
-				SecurityContext: &corev1.SecurityContext{
-					AllowPrivilegeEscalation: ptr.To(false),
-					ReadOnlyRootFilesystem:   ptr.To(true),
-					Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-				},
+				SecurityContext:          render.ContainerSecurity(),
 				TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 			}},
 			Volumes: []corev1.Volume{
@@ -223,7 +203,7 @@ func podTemplate(in render.Input, svc string, m *shopv1.ManagedDatabase, name st
 // service's database. It is not part of the Shop's desired state: shopctl db
 // restore creates it while the Shop is paused.
 func RestoreJob(in render.Input, svc, file string) (*batchv1.Job, error) {
-	m := Managed(in, svc)
+	m := in.ManagedDatabase(svc)
 	if m == nil {
 		return nil, fmt.Errorf("the %s database is not managed by the operator: restore it with your database's own tools", svc)
 	}

@@ -66,7 +66,7 @@ func TestApplyRestoreJob(t *testing.T) {
 			in := buildertest.CreateShop(t, "backups-restore-"+v.Name, v.Input)
 			for _, svc := range render.Databases {
 				job, err := backups.RestoreJob(in, svc, "orders-20260101T000000Z.dump")
-				if backups.Managed(in, svc) == nil {
+				if in.ManagedDatabase(svc) == nil {
 					if err == nil {
 						t.Errorf("%s: a restore Job for an external database", svc)
 					}

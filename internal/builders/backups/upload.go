@@ -25,15 +25,16 @@ var S3SecretKeys = []string{S3KeyEndpoint, S3KeyBucket, S3KeyAccessKeyID, S3KeyS
 type SecretRef struct {
 	Name string
 	Keys []string
-	For  string
+	// Service whose database's backups upload with it.
+	Service string
 }
 
 // SecretRefs lists the bucket Secrets of the databases whose backups upload.
 func SecretRefs(in render.Input) []SecretRef {
 	var out []SecretRef
 	for _, svc := range render.Databases {
-		if s3 := uploadTo(Managed(in, svc)); s3 != nil {
-			out = append(out, SecretRef{Name: s3.SecretName, Keys: S3SecretKeys, For: svc + " backup upload"})
+		if s3 := uploadTo(in.ManagedDatabase(svc)); s3 != nil {
+			out = append(out, SecretRef{Name: s3.SecretName, Keys: S3SecretKeys, Service: svc})
 		}
 	}
 	return out
@@ -57,11 +58,6 @@ const UploadContainer = "upload"
 // withUpload turns the dump pod into dump-then-upload.
 func withUpload(in render.Input, svc string, s3 *shopv1.BackupS3Spec, pod *corev1.PodSpec) {
 	dump := pod.Containers[0]
-	fromSecret := func(name, key string, optional bool) corev1.EnvVar {
-		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
-			LocalObjectReference: corev1.LocalObjectReference{Name: s3.SecretName}, Key: key, Optional: ptr.To(optional),
-		}}}
-	}
 	img := in.Spec.Image
 	upload := corev1.Container{
 		Name:            UploadContainer,
@@ -71,11 +67,11 @@ func withUpload(in render.Input, svc string, s3 *shopv1.BackupS3Spec, pod *corev
 		Env: []corev1.EnvVar{
 			{Name: EnvBackupDir, Value: BackupDir},
 			{Name: "PGDATABASE", Value: svc},
-			fromSecret("S3_ENDPOINT", S3KeyEndpoint, false),
-			fromSecret("S3_BUCKET", S3KeyBucket, false),
-			fromSecret("S3_REGION", S3KeyRegion, true),
-			fromSecret("S3_ACCESS_KEY_ID", S3KeyAccessKeyID, false),
-			fromSecret("S3_SECRET_ACCESS_KEY", S3KeySecretAccessKey, false),
+			render.SecretEnv("S3_ENDPOINT", s3.SecretName, S3KeyEndpoint),
+			render.SecretEnv("S3_BUCKET", s3.SecretName, S3KeyBucket),
+			render.OptionalSecretEnv("S3_REGION", s3.SecretName, S3KeyRegion),
+			render.SecretEnv("S3_ACCESS_KEY_ID", s3.SecretName, S3KeyAccessKeyID),
+			render.SecretEnv("S3_SECRET_ACCESS_KEY", s3.SecretName, S3KeySecretAccessKey),
 			// Shops of several namespaces may share a bucket.
 			{Name: "S3_PREFIX", Value: in.Shop.Namespace + "/" + in.Shop.Name + "/"},
 			{Name: "LOG_LEVEL", Value: "info"},

@@ -93,7 +93,7 @@ func jaegerObjects(in render.Input) []client.Object {
 		ReadinessProbe:  httpProbe("/status", jaegerHealthPort),
 		LivenessProbe:   httpProbe("/status", jaegerHealthPort),
 		Resources:       backendResources("50m", "128Mi"),
-		SecurityContext: restrictedContainer(),
+		SecurityContext: render.ContainerSecurity(),
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: "config", MountPath: "/etc/jaeger", ReadOnly: true},
 			{Name: "data", MountPath: "/badger"},
@@ -173,7 +173,7 @@ func lokiObjects(in render.Input) []client.Object {
 		},
 		ReadinessProbe:  httpProbe("/ready", lokiPort),
 		Resources:       backendResources("100m", "256Mi"),
-		SecurityContext: restrictedContainer(),
+		SecurityContext: render.ContainerSecurity(),
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: "config", MountPath: "/etc/loki", ReadOnly: true},
 			{Name: "data", MountPath: "/var/loki"},
@@ -218,14 +218,8 @@ func backendDeployment(in render.Input, name, component, config string, c corev1
 				},
 				Spec: corev1.PodSpec{
 					AutomountServiceAccountToken: ptr.To(false),
-					SecurityContext: &corev1.PodSecurityContext{
-						RunAsNonRoot:   ptr.To(true),
-						RunAsUser:      ptr.To[int64](backendUID),
-						RunAsGroup:     ptr.To[int64](backendUID),
-						FSGroup:        ptr.To[int64](backendUID),
-						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-					},
-					Containers: []corev1.Container{c},
+					SecurityContext:              render.PodSecurity(backendUID),
+					Containers:                   []corev1.Container{c},
 					Volumes: []corev1.Volume{
 						{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
 							LocalObjectReference: corev1.LocalObjectReference{Name: name},

@@ -70,17 +70,14 @@ func collectorObject(in render.Input, p plan, name, component string, cfg map[st
 	col := in.Spec.Observability.Collector
 	replicas := ptr.Deref(col.Replicas, 1)
 	spec := map[string]any{
-		"mode":            "deployment",
-		"managementState": "managed",
-		"upgradeStrategy": "none", // the Shop pins the image; the operator must not rewrite the config
-		"image":           col.Image,
-		"replicas":        replicas,
-		"config":          cfg,
-		"podSecurityContext": &corev1.PodSecurityContext{
-			RunAsNonRoot:   ptr.To(true),
-			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-		},
-		"securityContext": restrictedContainer(),
+		"mode":               "deployment",
+		"managementState":    "managed",
+		"upgradeStrategy":    "none", // the Shop pins the image; the operator must not rewrite the config
+		"image":              col.Image,
+		"replicas":           replicas,
+		"config":             cfg,
+		"podSecurityContext": render.PodSecurity(0),
+		"securityContext":    render.ContainerSecurity(),
 	}
 	if env := secretEnv(in, p); len(env) > 0 {
 		spec["env"] = env
@@ -142,20 +139,11 @@ func topologySpread(in render.Input, name string) []corev1.TopologySpreadConstra
 func secretEnv(in render.Input, p plan) []corev1.EnvVar {
 	o := in.Spec.Observability
 	var env []corev1.EnvVar
-	from := func(name string, ref *corev1.SecretKeySelector) {
-		env = append(env, corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: ref}})
-	}
 	if p.datadog {
-		from(envDatadogAPIKey, &corev1.SecretKeySelector{
-			LocalObjectReference: corev1.LocalObjectReference{Name: o.Datadog.APIKeySecretRef.Name},
-			Key:                  o.Datadog.APIKeySecretRef.Key,
-		})
+		env = append(env, render.SecretEnv(envDatadogAPIKey, o.Datadog.APIKeySecretRef.Name, o.Datadog.APIKeySecretRef.Key))
 	}
 	if p.newRelic {
-		from(envNewRelicLicenseKey, &corev1.SecretKeySelector{
-			LocalObjectReference: corev1.LocalObjectReference{Name: o.NewRelic.LicenseKeySecretRef.Name},
-			Key:                  o.NewRelic.LicenseKeySecretRef.Key,
-		})
+		env = append(env, render.SecretEnv(envNewRelicLicenseKey, o.NewRelic.LicenseKeySecretRef.Name, o.NewRelic.LicenseKeySecretRef.Key))
 	}
 	return env
 }
@@ -178,16 +166,4 @@ func k8sAttributesRBAC(in render.Input) []client.Object {
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: in.Shop.Namespace}},
 	}
 	return []client.Object{sa, role, binding}
-}
-
-// restrictedContainer is the container security context of everything
-// rendered here: non-root, no privilege escalation, no capabilities,
-// read-only root filesystem (writable volumes are mounted where needed).
-func restrictedContainer() *corev1.SecurityContext {
-	return &corev1.SecurityContext{
-		AllowPrivilegeEscalation: ptr.To(false),
-		ReadOnlyRootFilesystem:   ptr.To(true),
-		RunAsNonRoot:             ptr.To(true),
-		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-	}
 }

@@ -6,14 +6,13 @@
 package databases
 
 import (
-	"fmt"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
 	"github.com/shopplatform/shop-operator/internal/render"
 	"github.com/shopplatform/shop-operator/internal/secrets"
 )
@@ -22,8 +21,8 @@ import (
 func Build(in render.Input) ([]client.Object, error) {
 	var objs []client.Object
 	for _, svc := range render.Databases {
-		db := database(in.Spec.ShopSpec, svc)
-		if db.External != nil || db.Managed == nil {
+		m := in.ManagedDatabase(svc)
+		if m == nil {
 			continue
 		}
 		secret, err := credentials(in, svc)
@@ -34,18 +33,9 @@ func Build(in render.Input) ([]client.Object, error) {
 		if err != nil {
 			return nil, err
 		}
-		objs = append(objs, secret, tls, initScript(in, svc), headlessService(in, svc), statefulSet(in, svc, db.Managed, tls))
+		objs = append(objs, secret, tls, initScript(in, svc), headlessService(in, svc), statefulSet(in, svc, m, tls))
 	}
 	return objs, nil
-}
-
-// database returns the resolved database of a service.
-func database(spec shopv1.ShopSpec, svc string) shopv1.DatabaseSpec {
-	return map[string]shopv1.DatabaseSpec{
-		render.Auth:    spec.Databases.Auth,
-		render.Catalog: spec.Databases.Catalog,
-		render.Orders:  spec.Databases.Orders,
-	}[svc]
 }
 
 // component is the label value of a database's objects, e.g. auth-db.
@@ -56,9 +46,9 @@ func component(svc string) string { return svc + "-db" }
 // the same shape as an external database's Secret.
 func credentials(in render.Input, svc string) (*corev1.Secret, error) {
 	name := in.DatabaseSecretName(svc)
-	gen, ok := in.Generated[name]
-	if !ok {
-		return nil, fmt.Errorf("generated Secret %s has no values: the controller must fill it before rendering (secrets.Fill)", name)
+	gen, err := in.GeneratedValues(name, secrets.PasswordKey, secrets.SuperuserPasswordKey)
+	if err != nil {
+		return nil, err
 	}
 	data := map[string][]byte{
 		secrets.HostKey:   []byte(in.DatabaseName(svc)),
@@ -67,11 +57,7 @@ func credentials(in render.Input, svc string) (*corev1.Secret, error) {
 		secrets.UserKey:   []byte(svc),
 	}
 	for _, k := range []string{secrets.PasswordKey, secrets.SuperuserPasswordKey} {
-		v, ok := gen[k]
-		if !ok {
-			return nil, fmt.Errorf("generated Secret %s lacks key %s", name, k)
-		}
-		data[k] = v
+		data[k] = gen[k]
 	}
 	meta := in.ObjectMeta(name, component(svc))
 	// The credentials live as long as the retained volume, not the Shop.
@@ -88,12 +74,12 @@ func credentials(in render.Input, svc string) (*corev1.Secret, error) {
 func headlessService(in render.Input, svc string) *corev1.Service {
 	ports := []corev1.ServicePort{{
 		Name: "postgres", Port: render.PostgresPort, Protocol: corev1.ProtocolTCP,
-		TargetPort: intstrName("postgres"), AppProtocol: ptr.To("postgresql"),
+		TargetPort: intstr.FromString("postgres"), AppProtocol: ptr.To("postgresql"),
 	}}
 	if exporterEnabled(in) {
 		ports = append(ports, corev1.ServicePort{
-			Name: metricsPortName, Port: metricsPort, Protocol: corev1.ProtocolTCP,
-			TargetPort: intstrName(metricsPortName), AppProtocol: ptr.To("http"),
+			Name: metricsPortName, Port: render.PostgresExporterPort, Protocol: corev1.ProtocolTCP,
+			TargetPort: intstr.FromString(metricsPortName), AppProtocol: ptr.To("http"),
 		})
 	}
 	return &corev1.Service{

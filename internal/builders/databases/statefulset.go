@@ -22,12 +22,9 @@ const postgresUID = 70
 const ExporterImage = "quay.io/prometheuscommunity/postgres-exporter:v0.17.1"
 
 const (
-	metricsPort     = 9187
 	metricsPortName = "metrics"
 	dataDir         = "/var/lib/postgresql/data"
 )
-
-func intstrName(name string) intstr.IntOrString { return intstr.FromString(name) }
 
 func exporterEnabled(in render.Input) bool {
 	return ptr.Deref(in.Spec.Observability.Prometheus.ServiceMonitors, false)
@@ -73,14 +70,8 @@ func statefulSet(in render.Input, svc string, m *shopv1.ManagedDatabase, tls *co
 				Spec: corev1.PodSpec{
 					AutomountServiceAccountToken: ptr.To(false),
 					EnableServiceLinks:           ptr.To(false),
-					SecurityContext: &corev1.PodSecurityContext{
-						RunAsNonRoot:   ptr.To(true),
-						RunAsUser:      ptr.To[int64](postgresUID),
-						RunAsGroup:     ptr.To[int64](postgresUID),
-						FSGroup:        ptr.To[int64](postgresUID),
-						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-					},
-					Containers: containers(in, svc, m),
+					SecurityContext:              render.PodSecurity(postgresUID),
+					Containers:                   containers(in, svc, m),
 				},
 			},
 		},
@@ -127,17 +118,17 @@ func containers(in render.Input, svc string, m *shopv1.ManagedDatabase) []corev1
 		Ports: []corev1.ContainerPort{{Name: "postgres", ContainerPort: render.PostgresPort, Protocol: corev1.ProtocolTCP}},
 		Env: []corev1.EnvVar{
 			{Name: "POSTGRES_USER", Value: "postgres"},
-			secretRef("POSTGRES_PASSWORD", secret, secrets.SuperuserPasswordKey),
+			render.SecretEnv("POSTGRES_PASSWORD", secret, secrets.SuperuserPasswordKey),
 			// A subdirectory: a fresh volume's root may hold lost+found, which initdb refuses.
 			{Name: "PGDATA", Value: dataDir + "/pgdata"},
 			{Name: "SERVICE_ROLE", Value: svc},
 			{Name: "SERVICE_DATABASE", Value: svc},
-			secretRef("SERVICE_PASSWORD", secret, secrets.PasswordKey),
+			render.SecretEnv("SERVICE_PASSWORD", secret, secrets.PasswordKey),
 		},
 		// initdb and crash recovery may take minutes: liveness waits for the first success.
 		StartupProbe:   &corev1.Probe{ProbeHandler: *pgIsReady, PeriodSeconds: 5, FailureThreshold: 120, TimeoutSeconds: 5, SuccessThreshold: 1},
 		ReadinessProbe: &corev1.Probe{ProbeHandler: *pgIsReady, PeriodSeconds: 5, FailureThreshold: 3, TimeoutSeconds: 5, SuccessThreshold: 1},
-		LivenessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstrName("postgres")}},
+		LivenessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromString("postgres")}},
 			PeriodSeconds: 10, FailureThreshold: 6, TimeoutSeconds: 5, SuccessThreshold: 1},
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: "data", MountPath: dataDir},
@@ -148,7 +139,7 @@ func containers(in render.Input, svc string, m *shopv1.ManagedDatabase) []corev1
 			{Name: "tls", MountPath: TLSDir, ReadOnly: true},
 			{Name: "hba", MountPath: HBADir, ReadOnly: true},
 		},
-		SecurityContext:          containerSecurity(),
+		SecurityContext:          render.ContainerSecurity(),
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 	}
 	if m.Resources != nil {
@@ -169,40 +160,25 @@ func exporter(secret string) corev1.Container {
 	return corev1.Container{
 		Name:  "exporter",
 		Image: ExporterImage,
-		Ports: []corev1.ContainerPort{{Name: metricsPortName, ContainerPort: metricsPort, Protocol: corev1.ProtocolTCP}},
+		Ports: []corev1.ContainerPort{{Name: metricsPortName, ContainerPort: render.PostgresExporterPort, Protocol: corev1.ProtocolTCP}},
 		Env: []corev1.EnvVar{
 			{Name: "DATA_SOURCE_URI", Value: "127.0.0.1:" + strconv.Itoa(render.PostgresPort) + "/postgres?sslmode=disable"},
 			{Name: "DATA_SOURCE_USER", Value: "postgres"},
-			secretRef("DATA_SOURCE_PASS", secret, secrets.SuperuserPasswordKey),
+			render.SecretEnv("DATA_SOURCE_PASS", secret, secrets.SuperuserPasswordKey),
 		},
 		ReadinessProbe: &corev1.Probe{
-			ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstrName(metricsPortName), Scheme: corev1.URISchemeHTTP}},
+			ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromString(metricsPortName), Scheme: corev1.URISchemeHTTP}},
 			PeriodSeconds: 10, FailureThreshold: 3, TimeoutSeconds: 5, SuccessThreshold: 1,
 		},
 		Resources: corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
 			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},
 		},
-		SecurityContext:          containerSecurity(),
+		SecurityContext:          render.ContainerSecurity(),
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
-	}
-}
-
-func containerSecurity() *corev1.SecurityContext {
-	return &corev1.SecurityContext{
-		RunAsNonRoot:             ptr.To(true),
-		ReadOnlyRootFilesystem:   ptr.To(true),
-		AllowPrivilegeEscalation: ptr.To(false),
-		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 	}
 }
 
 func emptyDir(name string, medium corev1.StorageMedium) corev1.Volume {
 	return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: medium}}}
-}
-
-func secretRef(name, secret, key string) corev1.EnvVar {
-	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
-		LocalObjectReference: corev1.LocalObjectReference{Name: secret}, Key: key,
-	}}}
 }

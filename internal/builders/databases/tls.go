@@ -3,7 +3,6 @@ package databases
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
@@ -40,15 +39,13 @@ func args() []string {
 // on it, and a re-created Shop generates a new one that every client trusts.
 func tlsSecret(in render.Input, svc string) (*corev1.Secret, error) {
 	name := secrets.DatabaseTLSSecretName(in, svc)
-	gen, ok := in.Generated[name]
-	if !ok {
-		return nil, fmt.Errorf("generated Secret %s has no values: the controller must fill it before rendering (secrets.Fill)", name)
+	keys := []string{secrets.CACertKey, secrets.TLSCertKey, secrets.TLSKeyKey}
+	gen, err := in.GeneratedValues(name, keys...)
+	if err != nil {
+		return nil, err
 	}
 	data := map[string][]byte{}
-	for _, k := range []string{secrets.CACertKey, secrets.TLSCertKey, secrets.TLSKeyKey} {
-		if len(gen[k]) == 0 {
-			return nil, fmt.Errorf("generated Secret %s lacks key %s", name, k)
-		}
+	for _, k := range keys {
 		data[k] = gen[k]
 	}
 	return &corev1.Secret{

@@ -100,9 +100,6 @@ var (
 	}
 )
 
-// ExporterPort is the Postgres exporter's metrics port next to a managed database.
-const ExporterPort = 9187
-
 // principal is the mesh identity of a component's pods (a service, the load
 // generator or the synthetic checkout): their ServiceAccount <shop>-<component>
 // in the default trust domain.

@@ -267,8 +267,8 @@ func TestDatabaseNetworkPolicies(t *testing.T) {
 					if got := networkAllows(t, objs, to, 5432, p); got != wantPG {
 						t.Errorf("%s -> %s database:5432: allowed %v, want %v", from.name, db, got, wantPG)
 					}
-					if got := networkAllows(t, objs, to, mesh.ExporterPort, p); got != wantExporter {
-						t.Errorf("%s -> %s database:%d: allowed %v, want %v", from.name, db, mesh.ExporterPort, got, wantExporter)
+					if got := networkAllows(t, objs, to, render.PostgresExporterPort, p); got != wantExporter {
+						t.Errorf("%s -> %s database:%d: allowed %v, want %v", from.name, db, render.PostgresExporterPort, got, wantExporter)
 					}
 				}
 			}

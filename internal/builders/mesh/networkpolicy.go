@@ -44,7 +44,7 @@ func serviceNetworkPolicies(in render.Input) []client.Object {
 func databaseNetworkPolicies(in render.Input) []client.Object {
 	var out []client.Object
 	for _, svc := range render.Databases {
-		if managedDatabase(in, svc) {
+		if in.ManagedDatabase(svc) != nil {
 			var clients []networkingv1.NetworkPolicyPeer
 			for _, c := range DatabaseClientComponents(svc) {
 				clients = append(clients, podPeer(in.SelectorLabels(c)))
@@ -52,22 +52,11 @@ func databaseNetworkPolicies(in render.Input) []client.Object {
 			component := DatabaseComponent(svc)
 			out = append(out, networkPolicy(in, in.DatabaseName(svc), component, in.SelectorLabels(component), []networkingv1.NetworkPolicyIngressRule{
 				{Ports: tcp(render.PostgresPort), From: clients},
-				{Ports: tcp(ExporterPort), From: monitoringPeers(in)},
+				{Ports: tcp(render.PostgresExporterPort), From: monitoringPeers(in)},
 			}))
 		}
 	}
 	return out
-}
-
-func managedDatabase(in render.Input, svc string) bool {
-	switch svc {
-	case render.Auth:
-		return in.Spec.Databases.Auth.Managed != nil
-	case render.Catalog:
-		return in.Spec.Databases.Catalog.Managed != nil
-	default:
-		return in.Spec.Databases.Orders.Managed != nil
-	}
 }
 
 func networkPolicy(in render.Input, name, component string, pods map[string]string, rules []networkingv1.NetworkPolicyIngressRule) *networkingv1.NetworkPolicy {

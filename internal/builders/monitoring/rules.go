@@ -79,7 +79,9 @@ var SLOWindows = []string{"5m", "30m", "1h", "6h"}
 
 // LatencyBuckets are the bucket boundaries (seconds) of
 // http.server.request.duration advised by the semantic conventions; the SLO
-// latency threshold must be one of them to be measured exactly.
+// latency threshold must be one of them to be measured exactly. The CRD's
+// rule on SLOSpec lists them too: TestEveryBuilderErrorIsRefusedOrStalled
+// (controllers) holds the two in step.
 var LatencyBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
 
 // rules builds expressions for one Shop.

@@ -51,6 +51,11 @@ func Build(in render.Input) ([]client.Object, error) {
 		out = append(out, serviceAccount(in, LoadGenerator), loadGenerator(in))
 	}
 	if ptr.Deref(ops.SyntheticCheck.Enabled, false) {
+		// A schedule that never runs twice is refused here, whether or not
+		// alerts scale their windows by it: a CronJob with it would never run.
+		if _, err := SyntheticPeriod(in); err != nil {
+			return nil, err
+		}
 		out = append(out, serviceAccount(in, SyntheticCheck), syntheticCheck(in))
 	}
 	return out, nil
@@ -164,15 +169,9 @@ func podSpec(in render.Input, component string, c corev1.Container, restart core
 		AutomountServiceAccountToken: ptr.To(false),
 		EnableServiceLinks:           ptr.To(false),
 		RestartPolicy:                restart,
-		SecurityContext: &corev1.PodSecurityContext{
-			RunAsNonRoot:   ptr.To(true),
-			RunAsUser:      ptr.To[int64](shopdUID),
-			RunAsGroup:     ptr.To[int64](shopdUID),
-			FSGroup:        ptr.To[int64](shopdUID),
-			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-		},
-		Containers: []corev1.Container{c},
-		Volumes:    []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
+		SecurityContext:              render.PodSecurity(shopdUID),
+		Containers:                   []corev1.Container{c},
+		Volumes:                      []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
 	}
 }
 
@@ -192,12 +191,7 @@ func container(in render.Input, component string, env []corev1.EnvVar) corev1.Co
 			// generator from starving the shop it measures.
 			Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
 		},
-		SecurityContext: &corev1.SecurityContext{
-			RunAsNonRoot:             ptr.To(true),
-			ReadOnlyRootFilesystem:   ptr.To(true),
-			AllowPrivilegeEscalation: ptr.To(false),
-			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-		},
+		SecurityContext:          render.ContainerSecurity(),
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 	}
 }

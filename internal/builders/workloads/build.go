@@ -7,9 +7,8 @@
 package workloads
 
 import (
-	"fmt"
-
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -40,7 +39,7 @@ func Build(in render.Input) ([]client.Object, error) {
 	objs = append(objs, signingKey, cookie, config)
 
 	for _, svc := range render.Services {
-		w := workload(in.Spec.ShopSpec, svc)
+		w := in.Workload(svc)
 		deploy := deployment(in, svc, w)
 		ann := deploy.Spec.Template.Annotations
 		ann[ConfigChecksumAnnotation] = configSum
@@ -56,26 +55,6 @@ func Build(in render.Input) ([]client.Object, error) {
 		}
 	}
 	return objs, nil
-}
-
-// workload returns the resolved settings of one service.
-func workload(spec shopv1.ShopSpec, svc string) shopv1.WorkloadSpec {
-	return map[string]shopv1.WorkloadSpec{
-		render.Frontend: spec.Workloads.Frontend,
-		render.Auth:     spec.Workloads.Auth,
-		render.Catalog:  spec.Workloads.Catalog,
-		render.Orders:   spec.Workloads.Orders,
-		render.Payment:  spec.Workloads.Payment,
-	}[svc]
-}
-
-// database returns the resolved database of a service, or nil when it has none.
-func database(spec shopv1.ShopSpec, svc string) *shopv1.DatabaseSpec {
-	return map[string]*shopv1.DatabaseSpec{
-		render.Auth:    &spec.Databases.Auth,
-		render.Catalog: &spec.Databases.Catalog,
-		render.Orders:  &spec.Databases.Orders,
-	}[svc]
 }
 
 // autoscaled tells whether a HorizontalPodAutoscaler owns the replica count.
@@ -124,16 +103,16 @@ func service(in render.Input, svc string) *corev1.Service {
 func servicePort(name string, port int32) corev1.ServicePort {
 	return corev1.ServicePort{
 		Name: name, Port: port, Protocol: corev1.ProtocolTCP,
-		TargetPort: intstrName(name), AppProtocol: ptr.To("http"),
+		TargetPort: intstr.FromString(name), AppProtocol: ptr.To("http"),
 	}
 }
 
 // generatedSecret renders a Secret the operator generated once, with exactly
 // the values in in.Generated.
 func generatedSecret(in render.Input, name, component string) (*corev1.Secret, error) {
-	data, ok := in.Generated[name]
-	if !ok {
-		return nil, fmt.Errorf("generated Secret %s has no values: the controller must fill it before rendering (secrets.Fill)", name)
+	data, err := in.GeneratedValues(name)
+	if err != nil {
+		return nil, err
 	}
 	return &corev1.Secret{
 		ObjectMeta: in.ObjectMeta(name, component),
@@ -171,17 +150,17 @@ func secretsOf(svc string, signingKey, cookie *corev1.Secret, in render.Input) m
 	case render.Frontend:
 		out[cookie.Name] = cookie.Data
 	}
-	if managedDatabase(in, svc) {
+	if in.ManagedDatabase(svc) != nil {
 		name := in.DatabaseSecretName(svc)
 		out[name] = in.Generated[name]
 		// The CA only: the pods read nothing else of the TLS Secret.
 		tls := secrets.DatabaseTLSSecretName(in, svc)
 		out[tls] = map[string][]byte{secrets.CACertKey: in.Generated[tls][secrets.CACertKey]}
-	} else if db := database(in.Spec.ShopSpec, svc); db != nil && db.External != nil {
+	} else if ext := in.ExternalDatabase(svc); ext != nil {
 		// An external database's CA is read from a file once per connection
 		// pool: a new one must roll the pods. Without a CA nothing is added,
 		// so the checksum of Shops without one stays as it was.
-		referenced(db.External.SecretName, secrets.CACertKey)
+		referenced(ext.SecretName, secrets.CACertKey)
 	}
 	return out
 }

@@ -42,8 +42,6 @@ const databaseCADir = "/var/run/secrets/shop/db-tls"
 // whether the user's Secret holds the key.
 const externalDatabaseHome = "/var/run/secrets/shop/db-client"
 
-func intstrName(name string) intstr.IntOrString { return intstr.FromString(name) }
-
 func deployment(in render.Input, svc string, w shopv1.WorkloadSpec) *appsv1.Deployment {
 	podLabels, podAnnotations := in.Labels(svc), map[string]string{}
 	if in.APIs.Istio && ptr.Deref(in.Spec.Gateway.Istio.Enabled, false) {
@@ -87,7 +85,7 @@ func podSpec(in render.Input, svc string, w shopv1.WorkloadSpec) corev1.PodSpec 
 		}})
 		mounts = append(mounts, corev1.VolumeMount{Name: "signing-key", MountPath: signingKeyDir, ReadOnly: true})
 	}
-	if managedDatabase(in, svc) {
+	if in.ManagedDatabase(svc) != nil {
 		// Only the CA: the server's key stays in the database's pod.
 		volumes = append(volumes, corev1.Volume{Name: "db-tls", VolumeSource: corev1.VolumeSource{
 			Secret: &corev1.SecretVolumeSource{
@@ -98,12 +96,12 @@ func podSpec(in render.Input, svc string, w shopv1.WorkloadSpec) corev1.PodSpec 
 		}})
 		mounts = append(mounts, corev1.VolumeMount{Name: "db-tls", MountPath: databaseCADir, ReadOnly: true})
 	}
-	if db := database(in.Spec.ShopSpec, svc); db != nil && db.External != nil {
+	if ext := in.ExternalDatabase(svc); ext != nil {
 		// Optional: without the key the kubelet skips the item and the
 		// directory stays empty.
 		volumes = append(volumes, corev1.Volume{Name: "db-ca", VolumeSource: corev1.VolumeSource{
 			Secret: &corev1.SecretVolumeSource{
-				SecretName:  db.External.SecretName,
+				SecretName:  ext.SecretName,
 				Items:       []corev1.KeyToPath{{Key: secrets.CACertKey, Path: "root.crt"}},
 				DefaultMode: ptr.To[int32](0o444),
 				Optional:    ptr.To(true),
@@ -116,15 +114,9 @@ func podSpec(in render.Input, svc string, w shopv1.WorkloadSpec) corev1.PodSpec 
 		AutomountServiceAccountToken: ptr.To(false),
 		// Peers are found through the ConfigMap, not Docker-link variables.
 		EnableServiceLinks: ptr.To(false),
-		SecurityContext: &corev1.PodSecurityContext{
-			RunAsNonRoot:   ptr.To(true),
-			RunAsUser:      ptr.To[int64](shopdUID),
-			RunAsGroup:     ptr.To[int64](shopdUID),
-			FSGroup:        ptr.To[int64](shopdUID),
-			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-		},
-		Containers: []corev1.Container{container(in, svc, w, mounts)},
-		Volumes:    volumes,
+		SecurityContext:    render.PodSecurity(shopdUID),
+		Containers:         []corev1.Container{container(in, svc, w, mounts)},
+		Volumes:            volumes,
 	}
 	if in.Spec.TopologySpread {
 		spec.TopologySpreadConstraints = topologySpread(in, svc)
@@ -148,16 +140,11 @@ func container(in render.Input, svc string, w shopv1.WorkloadSpec, mounts []core
 		}}},
 		Env: env(in, svc, w),
 		// Migrations run at start: give them up to two minutes before liveness counts.
-		StartupProbe:   probe("/healthz", 2, 60),
-		LivenessProbe:  probe("/healthz", 10, 3),
-		ReadinessProbe: probe("/readyz", 5, 3),
-		VolumeMounts:   mounts,
-		SecurityContext: &corev1.SecurityContext{
-			RunAsNonRoot:             ptr.To(true),
-			ReadOnlyRootFilesystem:   ptr.To(true),
-			AllowPrivilegeEscalation: ptr.To(false),
-			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-		},
+		StartupProbe:             probe("/healthz", 2, 60),
+		LivenessProbe:            probe("/healthz", 10, 3),
+		ReadinessProbe:           probe("/readyz", 5, 3),
+		VolumeMounts:             mounts,
+		SecurityContext:          render.ContainerSecurity(),
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 	}
 	if w.Resources != nil {
@@ -187,7 +174,7 @@ func image(shop shopv1.ImageSpec, override *shopv1.ImageSpec) shopv1.ImageSpec {
 func probe(path string, period, failures int32) *corev1.Probe {
 	return &corev1.Probe{
 		ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-			Path: path, Port: intstrName(portAdmin), Scheme: corev1.URISchemeHTTP,
+			Path: path, Port: intstr.FromString(portAdmin), Scheme: corev1.URISchemeHTTP,
 		}},
 		PeriodSeconds: period, FailureThreshold: failures, TimeoutSeconds: 2, SuccessThreshold: 1,
 	}
@@ -214,12 +201,12 @@ func env(in render.Input, svc string, w shopv1.WorkloadSpec) []corev1.EnvVar {
 		if a := in.Spec.Admin; a != nil {
 			// Straight from the user's Secret: the password is never copied.
 			vars = append(vars,
-				secretRef("AUTH_ADMIN_EMAIL", a.SecretName, secrets.AdminEmailKey, false),
-				secretRef("AUTH_ADMIN_PASSWORD", a.SecretName, secrets.PasswordKey, false))
+				render.SecretEnv("AUTH_ADMIN_EMAIL", a.SecretName, secrets.AdminEmailKey),
+				render.SecretEnv("AUTH_ADMIN_PASSWORD", a.SecretName, secrets.PasswordKey))
 		}
 	case render.Frontend:
 		vars = append(vars,
-			secretRef("FRONTEND_COOKIE_SECRET", secrets.CookieSecretName(in), secrets.CookieSecretKey, false),
+			render.SecretEnv("FRONTEND_COOKIE_SECRET", secrets.CookieSecretName(in), secrets.CookieSecretKey),
 			// Behind TLS the session and cart cookies must never travel over
 			// plain HTTP; on http a browser would drop Secure cookies.
 			corev1.EnvVar{Name: "FRONTEND_SECURE_COOKIES", Value: strconv.FormatBool(in.GatewayTLS())})
@@ -241,49 +228,34 @@ func env(in render.Input, svc string, w shopv1.WorkloadSpec) []corev1.EnvVar {
 // optional ca.crt becomes the default root certificate, see
 // externalDatabaseHome).
 func databaseEnv(in render.Input, svc string) []corev1.EnvVar {
-	db := database(in.Spec.ShopSpec, svc)
-	if db == nil {
-		return nil
-	}
-	if db.External != nil {
-		s := db.External.SecretName
+	if ext := in.ExternalDatabase(svc); ext != nil {
+		s := ext.SecretName
 		return []corev1.EnvVar{
-			secretRef("PGHOST", s, secrets.HostKey, false),
-			secretRef("PGPORT", s, secrets.PortKey, false),
-			secretRef("PGDATABASE", s, secrets.DBNameKey, false),
-			secretRef("PGUSER", s, secrets.UserKey, false),
-			secretRef("PGPASSWORD", s, secrets.PasswordKey, false),
-			secretRef("PGSSLMODE", s, secrets.SSLModeKey, true),
+			render.SecretEnv("PGHOST", s, secrets.HostKey),
+			render.SecretEnv("PGPORT", s, secrets.PortKey),
+			render.SecretEnv("PGDATABASE", s, secrets.DBNameKey),
+			render.SecretEnv("PGUSER", s, secrets.UserKey),
+			render.SecretEnv("PGPASSWORD", s, secrets.PasswordKey),
+			render.OptionalSecretEnv("PGSSLMODE", s, secrets.SSLModeKey),
 			{Name: "HOME", Value: externalDatabaseHome},
 		}
+	}
+	if in.ManagedDatabase(svc) == nil {
+		return nil // no database
 	}
 	return []corev1.EnvVar{
 		{Name: "PGHOST", Value: in.DatabaseName(svc)},
 		{Name: "PGPORT", Value: strconv.Itoa(render.PostgresPort)},
 		{Name: "PGDATABASE", Value: svc},
 		{Name: "PGUSER", Value: svc},
-		secretRef("PGPASSWORD", in.DatabaseSecretName(svc), secrets.PasswordKey, false),
+		render.SecretEnv("PGPASSWORD", in.DatabaseSecretName(svc), secrets.PasswordKey),
 		{Name: "PGSSLMODE", Value: "verify-full"},
 		{Name: "PGSSLROOTCERT", Value: databaseCADir + "/" + secrets.CACertKey},
 	}
-}
-
-// managedDatabase tells whether a service has a database the operator runs.
-func managedDatabase(in render.Input, svc string) bool {
-	db := database(in.Spec.ShopSpec, svc)
-	return db != nil && db.External == nil
 }
 
 func fieldRef(name, path string) corev1.EnvVar {
 	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{
 		FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path},
 	}}
-}
-
-func secretRef(name, secret, key string, optional bool) corev1.EnvVar {
-	ref := &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: secret}, Key: key}
-	if optional {
-		ref.Optional = ptr.To(true)
-	}
-	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: ref}}
 }

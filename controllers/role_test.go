@@ -1,8 +1,5 @@
 package controllers
 
-// This file sorts after every other test file (go runs them in name order):
-// its test reads what the whole suite made the operator do.
-
 import (
 	"encoding/json"
 	"errors"
@@ -38,15 +35,15 @@ func (p permission) String() string {
 	return g + " " + p.resource + " " + p.verb
 }
 
-// TestOperatorRoleIsMinimal compares config/rbac/role.yaml with what the
-// operator did during the whole suite, read from the API server's audit log:
-// every permission the role grants must have been used (or be needed to grant
-// it in a Role the operator created: Kubernetes lets it grant only what it
-// holds), and nothing the operator asked for may have been refused.
-func TestOperatorRoleIsMinimal(t *testing.T) {
-	if f := flag.Lookup("test.run"); f != nil && f.Value.String() != "" {
-		t.Skip("needs what the whole suite did: run without -run")
-	}
+// operatorRoleIsMinimal (reported as TestOperatorRoleIsMinimal) compares
+// config/rbac/role.yaml with what the operator did during the whole suite,
+// read from the API server's audit log: every permission the role grants must
+// have been used (or be needed to grant it in a Role the operator created:
+// Kubernetes lets it grant only what it holds), and nothing the operator
+// asked for may have been refused. TestMain runs it after every test (see
+// afterSuite), whatever order they ran in, when no -run or -skip left some
+// out.
+func operatorRoleIsMinimal(t checker) {
 	granted := roleGrants(t)
 	start := time.Now()
 	used, refused := operatorRequests(t, auditLog)
@@ -70,7 +67,7 @@ func TestOperatorRoleIsMinimal(t *testing.T) {
 }
 
 // roleGrants expands the ClusterRole that config/rbac ships.
-func roleGrants(t *testing.T) map[permission]bool {
+func roleGrants(t checker) map[permission]bool {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "rbac", "role.yaml"))
 	if err != nil {
@@ -99,7 +96,7 @@ func expand(rules []rbacv1.PolicyRule) map[permission]bool {
 
 // operatorRequests reads the audit log: the permissions the operator's
 // identity used, and those RBAC refused it.
-func operatorRequests(t *testing.T, path string) (map[permission]bool, []permission) {
+func operatorRequests(t checker, path string) (map[permission]bool, []permission) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -163,7 +160,7 @@ func byOperator(ev *auditv1.Event) bool {
 
 // grantedInOwnedRoles collects the rules of every Role the operator created:
 // it must hold them itself to grant them.
-func grantedInOwnedRoles(t *testing.T) map[permission]bool {
+func grantedInOwnedRoles(t checker) map[permission]bool {
 	t.Helper()
 	roles := &rbacv1.RoleList{}
 	if err := k8s.List(ctx, roles, client.MatchingLabels{render.LabelManagedBy: render.ManagedBy}); err != nil {
@@ -230,7 +227,7 @@ const (
 
 // checkDocTable compares the table in docs/security.md with the role, or
 // rewrites it with -update.
-func checkDocTable(t *testing.T, table string) {
+func checkDocTable(t checker, table string) {
 	t.Helper()
 	path := filepath.Join(testenv.RepoRoot(), "docs", "security.md")
 	data, err := os.ReadFile(path)
@@ -253,4 +250,81 @@ func checkDocTable(t *testing.T, table string) {
 	if err := os.WriteFile(path, []byte(doc[:i+len(tableBegin)]+table+doc[j:]), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// checker is what an after-suite check reports to: the part of testing.TB
+// it uses.
+type checker interface {
+	Helper()
+	Logf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
+// wholeSuite reports whether every test of the package ran (no -run, no -skip).
+func wholeSuite() bool {
+	for _, name := range []string{"test.run", "test.skip"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// afterSuite runs a check that reads what the whole suite made the operator
+// do. TestMain calls it after m.Run, so the ordering is explicit and holds
+// with -shuffle. It prints like go test and reports whether the check passed.
+func afterSuite(name string, check func(checker)) bool {
+	c := &suiteCheck{}
+	start := time.Now()
+	if testing.Verbose() {
+		fmt.Printf("=== RUN   %s (after the suite)\n", name)
+	}
+	func() {
+		defer func() {
+			if r := recover(); r != nil && r != errCheckStopped {
+				panic(r)
+			}
+		}()
+		check(c)
+	}()
+	took := time.Since(start).Seconds()
+	if c.failed || testing.Verbose() {
+		for _, line := range c.lines {
+			fmt.Println("    " + line)
+		}
+	}
+	if c.failed {
+		fmt.Printf("--- FAIL: %s (%.2fs)\n", name, took)
+	} else if testing.Verbose() {
+		fmt.Printf("--- PASS: %s (%.2fs)\n", name, took)
+	}
+	return !c.failed
+}
+
+var errCheckStopped = errors.New("check stopped")
+
+// suiteCheck collects what one after-suite check reports.
+type suiteCheck struct {
+	failed bool
+	lines  []string
+}
+
+func (c *suiteCheck) Helper() {}
+
+func (c *suiteCheck) Logf(format string, args ...any) {
+	c.lines = append(c.lines, fmt.Sprintf(format, args...))
+}
+
+func (c *suiteCheck) Errorf(format string, args ...any) {
+	c.failed = true
+	c.Logf(format, args...)
+}
+
+func (c *suiteCheck) Fatal(args ...any) { c.Fatalf("%s", fmt.Sprint(args...)) }
+
+func (c *suiteCheck) Fatalf(format string, args ...any) {
+	c.Errorf(format, args...)
+	panic(errCheckStopped)
 }

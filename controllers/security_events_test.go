@@ -1,7 +1,7 @@
 package controllers
 
-// Runs after zz_optional_apis_test.go has installed the third-party CRDs:
-// the Shop here renders Istio's security objects.
+// The suite's API server has the third-party CRDs (see TestMain): the Shop
+// here renders Istio's security objects.
 
 import (
 	"fmt"

@@ -1,9 +1,5 @@
 package controllers
 
-// This file runs last (go runs test files in name order): it installs the
-// third-party CRDs into the suite's API server, which changes what every
-// later Shop renders.
-
 import (
 	"fmt"
 	"path/filepath"
@@ -18,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
@@ -27,12 +25,28 @@ import (
 // TestOptionalAPIsAppearLater starts a Shop on a cluster without Istio,
 // prometheus-operator or opentelemetry-operator, then installs their CRDs:
 // the Shop reports what is missing without failing, then picks them up.
+// The suite's API server has those CRDs from the start, so this test starts
+// an API server and an operator of its own.
 func TestOptionalAPIsAppearLater(t *testing.T) {
-	ns := namespace(t)
-	if err := k8s.Create(ctx, newShop(ns, "opt", shopv1.ShopSpec{})); err != nil {
+	env, err := testenv.Start(testenv.Options{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	s := waitCondition(t, ns, "opt", shopv1.ConditionDependenciesAvailable, metav1.ConditionFalse)
+	t.Cleanup(func() { _ = env.Stop() })
+	// The suite's operator runs in this process too: the controller name is
+	// taken.
+	stop, err := startOperator(env, ctrl.Options{Controller: config.Controller{SkipNameValidation: ptr.To(true)}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	c := cluster{env.Client}
+
+	ns := c.namespace(t)
+	if err := c.k8s.Create(ctx, newShop(ns, "opt", shopv1.ShopSpec{})); err != nil {
+		t.Fatal(err)
+	}
+	s := c.waitCondition(t, ns, "opt", shopv1.ConditionDependenciesAvailable, metav1.ConditionFalse)
 	_, _, msg := condition(s, shopv1.ConditionDependenciesAvailable)
 	for _, want := range []string{"Istio", "prometheus-operator", "opentelemetry-operator"} {
 		if !strings.Contains(msg, want) {
@@ -43,31 +57,31 @@ func TestOptionalAPIsAppearLater(t *testing.T) {
 		t.Errorf("MeshReady = %s (%s) without Istio, want False with a reason", st, reason)
 	}
 	// Without Istio, NetworkPolicies say who may call whom.
-	mustGet(t, &k8snetworkingv1.NetworkPolicy{}, ns, "opt-payment")
+	c.mustGet(t, &k8snetworkingv1.NetworkPolicy{}, ns, "opt-payment")
 
-	if _, err := envtest.InstallCRDs(testCfg, envtest.CRDInstallOptions{
+	if _, err := envtest.InstallCRDs(env.Config, envtest.CRDInstallOptions{
 		Paths: []string{filepath.Join(testenv.RepoRoot(), "test", "crds")}, ErrorIfPathMissing: true,
 	}); err != nil {
 		t.Fatal(err)
 	}
-	waitCondition(t, ns, "opt", shopv1.ConditionDependenciesAvailable, metav1.ConditionTrue)
-	waitCondition(t, ns, "opt", shopv1.ConditionMeshReady, metav1.ConditionTrue)
-	mustGet(t, &networkingv1.Gateway{}, ns, "opt")
-	mustGet(t, &monitoringv1.ServiceMonitor{}, ns, "opt-frontend")
+	c.waitCondition(t, ns, "opt", shopv1.ConditionDependenciesAvailable, metav1.ConditionTrue)
+	c.waitCondition(t, ns, "opt", shopv1.ConditionMeshReady, metav1.ConditionTrue)
+	c.mustGet(t, &networkingv1.Gateway{}, ns, "opt")
+	c.mustGet(t, &monitoringv1.ServiceMonitor{}, ns, "opt-frontend")
 	collector := &unstructured.Unstructured{}
 	collector.SetAPIVersion("opentelemetry.io/v1beta1")
 	collector.SetKind("OpenTelemetryCollector")
-	mustGet(t, collector, ns, "opt")
+	c.mustGet(t, collector, ns, "opt")
 
 	// Drift on a kind found after start-up is repaired too: it is watched.
 	vs := &networkingv1.VirtualService{}
-	mustGet(t, vs, ns, "opt")
+	c.mustGet(t, vs, ns, "opt")
 	uid := vs.UID
-	if err := k8s.Delete(ctx, vs); err != nil {
+	if err := c.k8s.Delete(ctx, vs); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the VirtualService recreated", func() (bool, string) {
-		err := get(t, vs, ns, "opt")
+		err := c.get(t, vs, ns, "opt")
 		if apierrors.IsNotFound(err) {
 			return false, "not found"
 		}

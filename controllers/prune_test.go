@@ -1,29 +1,43 @@
 package controllers
 
-// Runs after zz_optional_apis_test.go has installed the third-party CRDs.
-
 import (
 	"fmt"
 	"strings"
-
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
 	"github.com/shopplatform/shop-operator/internal/render"
 )
 
+// everyKind is a spec whose children are of every kind prune looks at:
+// production (autoscalers, disruption budgets, backups), a deployed Jaeger
+// with a volume, and alert routing.
+var everyKind = shopv1.ShopSpec{
+	Environment: shopv1.Production,
+	Observability: shopv1.ObservabilitySpec{
+		Jaeger: shopv1.JaegerSpec{Enabled: ptr.To(true), Mode: shopv1.BackendDeploy, Storage: "badger"},
+		Alerting: shopv1.AlertingSpec{Receivers: []shopv1.Receiver{
+			{Name: "hook", Webhook: &shopv1.WebhookReceiver{URLSecretRef: shopv1.SecretKeyRef{Name: "hook", Key: "url"}}},
+		}},
+	},
+}
+
 // TestEveryOwnedKindIsPruned gives a Shop one child it does not want of
-// every kind prune looks at (a copy of a child some Shop of the suite
-// rendered), and sees the operator delete each: prune works for every kind,
+// every kind prune looks at (a copy of a child of a model Shop with every
+// kind), and sees the operator delete each: prune works for every kind,
 // and the delete verbs of its role are used.
 func TestEveryOwnedKindIsPruned(t *testing.T) {
 	ns := namespace(t)
+	if err := k8s.Create(ctx, newShop(ns, "model", everyKind)); err != nil {
+		t.Fatal(err)
+	}
 	if err := k8s.Create(ctx, newShop(ns, "stray", shopv1.ShopSpec{})); err != nil {
 		t.Fatal(err)
 	}
@@ -37,11 +51,11 @@ func TestEveryOwnedKindIsPruned(t *testing.T) {
 	}
 	var strays []*unstructured.Unstructured
 	for _, gvk := range kinds {
-		model := renderedChild(t, gvk)
-		if model == nil {
-			t.Errorf("no Shop of the suite rendered a %s to copy", gvk.Kind)
-			continue
-		}
+		var model *unstructured.Unstructured
+		eventually(t, "a "+gvk.Kind+" of the model Shop", func() (bool, string) {
+			model = renderedChild(t, ns, "model", gvk)
+			return model != nil, "none yet"
+		})
 		stray := &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": model.GetAPIVersion(), "kind": model.GetKind(), "spec": model.Object["spec"],
 		}}
@@ -84,12 +98,12 @@ func TestEveryOwnedKindIsPruned(t *testing.T) {
 }
 
 // renderedChild returns a child of kind gvk that the operator applied for
-// some Shop of the suite, or nil.
-func renderedChild(t *testing.T, gvk schema.GroupVersionKind) *unstructured.Unstructured {
+// the Shop ns/shop and that the Shop controls, or nil.
+func renderedChild(t *testing.T, ns, shop string, gvk schema.GroupVersionKind) *unstructured.Unstructured {
 	t.Helper()
 	list := &unstructured.UnstructuredList{}
 	list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
-	if err := k8s.List(ctx, list, client.MatchingLabels{render.LabelManagedBy: render.ManagedBy}); err != nil {
+	if err := k8s.List(ctx, list, client.InNamespace(ns), client.MatchingLabels{render.LabelShop: shop, render.LabelManagedBy: render.ManagedBy}); err != nil {
 		t.Fatal(err)
 	}
 	for i := range list.Items {
