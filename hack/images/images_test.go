@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,10 +33,17 @@ var testOpts = Options{Root: "../..", Version: "1.2.3", Revision: "0123456789abc
 // built holds both images, built once for every test in the package.
 var built = map[string]Result{}
 
+// cleanups run when every test has finished (shared temp dirs).
+var cleanups []func()
+
 func TestMain(m *testing.M) {
 	flag.Parse()
 	if testing.Short() {
-		os.Exit(m.Run())
+		code := m.Run()
+		for _, c := range cleanups {
+			c()
+		}
+		os.Exit(code)
 	}
 	dir, err := os.MkdirTemp("", "images-test-")
 	if err != nil {
@@ -50,6 +58,9 @@ func TestMain(m *testing.M) {
 		built[s.Name] = res
 	}
 	code := m.Run()
+	for _, c := range cleanups {
+		c()
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -208,22 +219,8 @@ func TestOperatorDeployment(t *testing.T) {
 func TestShopdDeployment(t *testing.T) {
 	_, cf := load(t, "shopd")
 	uid := numericUID(t, cf.Config.User)
-	args := []string{"run", "./cmd/shopctl", "render"}
-	for _, env := range []string{"development", "testing", "production"} {
-		args = append(args, "-f", "config/samples/commerce_v1alpha1_shop_"+env+".yaml")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = testOpts.Root
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("shopctl render: %v\n%s", err, stderr.String())
-	}
 	seen := map[string]int{} // service -> containers
-	for _, d := range deployments(t, out) {
+	for _, d := range deployments(t, renderSamples(t)) {
 		pod := d.Spec.Template.Spec
 		for _, c := range pod.Containers {
 			if !strings.HasPrefix(c.Image, built["shopd"].Ref.Context().Name()+":") {
@@ -256,6 +253,38 @@ func TestShopdDeployment(t *testing.T) {
 			t.Errorf("shopd usage does not list %s: %s", svc, usage)
 		}
 	}
+}
+
+var rendered struct {
+	once sync.Once
+	out  []byte
+	err  error
+}
+
+// renderSamples is `shopctl render` (the controller's code path) of the
+// three sample Shops, run once for every test that reads it.
+func renderSamples(t *testing.T) []byte {
+	t.Helper()
+	rendered.once.Do(func() {
+		args := []string{"run", "./cmd/shopctl", "render"}
+		for _, env := range []string{"development", "testing", "production"} {
+			args = append(args, "-f", "config/samples/commerce_v1alpha1_shop_"+env+".yaml")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "go", args...)
+		cmd.Dir = testOpts.Root
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		rendered.out, rendered.err = cmd.Output()
+		if rendered.err != nil {
+			rendered.err = fmt.Errorf("shopctl render: %v\n%s", rendered.err, stderr.String())
+		}
+	})
+	if rendered.err != nil {
+		t.Fatal(rendered.err)
+	}
+	return rendered.out
 }
 
 // deployment has the fields of an apps/v1 Deployment these tests read.
