@@ -103,7 +103,7 @@ func BuildTarball(spec Spec, opts Options, out string) (Result, error) {
 		return Result{}, err
 	}
 	path := filepath.Join(out, fmt.Sprintf("%s-%s.tar", spec.Name, opts.Version))
-	if err := writeOCIArchive(path, ref, img); err != nil {
+	if err := writeOCIArchive(path, ref.TagStr(), ref.Name(), img); err != nil {
 		return Result{}, err
 	}
 	if err := os.WriteFile(filepath.Join(out, fmt.Sprintf("%s-%s.digest", spec.Name, opts.Version)), []byte(digest.String()+"\n"), 0o644); err != nil {
@@ -207,9 +207,10 @@ func Image(spec Spec, opts Options, binary string) (v1.Image, error) {
 	return mutate.ConfigFile(img, cf)
 }
 
-// writeOCIArchive writes img as an OCI image layout, tagged ref, and tars
-// the layout reproducibly.
-func writeOCIArchive(path string, ref name.Tag, img v1.Image) error {
+// writeOCIArchive writes img as an OCI image layout, tagged tag and named
+// imageName (registry/repository:tag as containerd and the kubelet spell
+// it), and tars the layout reproducibly.
+func writeOCIArchive(path, tag, imageName string, img v1.Image) error {
 	dir, err := os.MkdirTemp("", "oci-layout-")
 	if err != nil {
 		return err
@@ -220,8 +221,8 @@ func writeOCIArchive(path string, ref name.Tag, img v1.Image) error {
 		return err
 	}
 	if err := lp.AppendImage(img, layout.WithAnnotations(map[string]string{
-		"org.opencontainers.image.ref.name": ref.TagStr(),
-		"io.containerd.image.name":          ref.Name(), // docker load names the image after this
+		"org.opencontainers.image.ref.name": tag,
+		"io.containerd.image.name":          imageName, // docker load and ctr import name the image after this
 	})); err != nil {
 		return err
 	}

@@ -398,6 +398,12 @@ func runBinary(t *testing.T, imageName string, args ...string) string {
 // that the index names it with the tag.
 func readOCIArchive(t *testing.T, path string) v1.Image {
 	t.Helper()
+	return readOCIArchiveTag(t, path, testOpts.Version)
+}
+
+// readOCIArchiveTag is readOCIArchive for an image tagged tag.
+func readOCIArchiveTag(t *testing.T, path, tag string) v1.Image {
+	t.Helper()
 	dir := t.TempDir()
 	f, err := os.Open(path)
 	if err != nil {
@@ -439,8 +445,8 @@ func readOCIArchive(t *testing.T, path string) v1.Image {
 	if len(m.Manifests) != 1 {
 		t.Fatalf("index has %d manifests, want 1", len(m.Manifests))
 	}
-	if got := m.Manifests[0].Annotations["org.opencontainers.image.ref.name"]; got != testOpts.Version {
-		t.Errorf("ref.name annotation = %q, want %q", got, testOpts.Version)
+	if got := m.Manifests[0].Annotations["org.opencontainers.image.ref.name"]; got != tag {
+		t.Errorf("ref.name annotation = %q, want %q", got, tag)
 	}
 	img, err := idx.Image(m.Manifests[0].Digest)
 	if err != nil {
@@ -460,8 +466,12 @@ func numericUID(t *testing.T, user string) int64 {
 }
 
 type entry struct {
-	mode int64
-	data []byte
+	mode   int64
+	data   []byte
+	typ    byte   // tar.TypeReg, TypeDir, TypeSymlink
+	link   string // a symlink's target
+	uid    int
+	xattrs map[string]string
 }
 
 func extract(t *testing.T, img v1.Image) map[string]entry {
@@ -482,7 +492,16 @@ func extract(t *testing.T, img v1.Image) map[string]entry {
 		if err != nil {
 			t.Fatal(err)
 		}
-		files[h.Name] = entry{mode: h.Mode, data: b}
+		e := entry{mode: h.Mode, data: b, typ: h.Typeflag, link: h.Linkname, uid: h.Uid}
+		for k, v := range h.PAXRecords {
+			if x, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+				if e.xattrs == nil {
+					e.xattrs = map[string]string{}
+				}
+				e.xattrs[x] = v
+			}
+		}
+		files[strings.TrimSuffix(h.Name, "/")] = e
 	}
 }
 
