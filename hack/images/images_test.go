@@ -341,27 +341,33 @@ func mustRead(t *testing.T, path string) []byte {
 func TestSkopeoReadsArchive(t *testing.T) {
 	skopeo, err := exec.LookPath("skopeo")
 	if err != nil {
-		t.Skip("skopeo is not installed (apt-get install skopeo)")
+		t.Fatal("skopeo is missing: install the Debian package skopeo (make test-images installs it)")
 	}
 	for _, s := range Specs() {
 		load(t, s.Name)
 		res := built[s.Name]
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		out, err := exec.CommandContext(ctx, skopeo, "inspect", "oci-archive:"+res.Path).Output()
-		cancel()
-		if err != nil {
-			t.Fatalf("skopeo inspect %s: %v", res.Path, err)
-		}
-		var got struct {
-			Digest string
-			Labels map[string]string
-		}
-		if err := json.Unmarshal(out, &got); err != nil {
-			t.Fatal(err)
-		}
-		if got.Digest != res.Digest.String() || got.Labels["org.opencontainers.image.title"] != s.Title {
-			t.Errorf("skopeo sees %s %v, built %s", got.Digest, got.Labels, res.Digest)
-		}
+		skopeoInspect(t, skopeo, res.Path, res.Digest.String(), s.Title)
+	}
+}
+
+// skopeoInspect checks that skopeo reads the archive with digest and title.
+func skopeoInspect(t *testing.T, skopeo, archive, digest, title string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	out, err := exec.CommandContext(ctx, skopeo, "inspect", "oci-archive:"+archive).Output()
+	cancel()
+	if err != nil {
+		t.Fatalf("skopeo inspect %s: %v", archive, err)
+	}
+	var got struct {
+		Digest string
+		Labels map[string]string
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Digest != digest || got.Labels["org.opencontainers.image.title"] != title {
+		t.Errorf("skopeo sees %s %v in %s, built %s", got.Digest, got.Labels, archive, digest)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"sort"
@@ -82,10 +83,15 @@ func localImagesBuilt(t *testing.T) (string, []LocalResult) {
 }
 
 // TestLocalImagesList: images.json lists every image of the local cluster
-// with its absolute tarball path and the digest the archive holds; the
-// last line of the output is the directory.
+// with its absolute tarball path and the digest the archive holds (skopeo,
+// an independent reader, sees the same); the archive names the image as
+// containerd will; the last line of the output is the directory.
 func TestLocalImagesList(t *testing.T) {
 	dir, _ := localImagesBuilt(t)
+	skopeo, err := exec.LookPath("skopeo")
+	if err != nil {
+		t.Fatal("skopeo is missing: install the Debian package skopeo (make test-images installs it)")
+	}
 	lines := strings.Split(strings.TrimSpace(localBuild.stdout), "\n")
 	if last := lines[len(lines)-1]; last != dir {
 		t.Errorf("last output line %q, want the directory %q", last, dir)
@@ -110,6 +116,11 @@ func TestLocalImagesList(t *testing.T) {
 			continue
 		}
 		img := readOCIArchiveTag(t, r.Path, ref.TagStr())
+		cf, err := img.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		skopeoInspect(t, skopeo, r.Path, r.Digest, cf.Config.Labels["org.opencontainers.image.title"])
 		if got := containerdName(t, r.Path); got != r.Ref {
 			t.Errorf("%s: the archive's io.containerd.image.name is %q", r.Ref, got)
 		}
