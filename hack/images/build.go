@@ -103,7 +103,7 @@ func BuildTarball(spec Spec, opts Options, out string) (Result, error) {
 		return Result{}, err
 	}
 	path := filepath.Join(out, fmt.Sprintf("%s-%s.tar", spec.Name, opts.Version))
-	if err := writeOCIArchive(path, ref, img); err != nil {
+	if err := writeOCIArchive(path, ref.TagStr(), ref.Name(), img); err != nil {
 		return Result{}, err
 	}
 	if err := os.WriteFile(filepath.Join(out, fmt.Sprintf("%s-%s.digest", spec.Name, opts.Version)), []byte(digest.String()+"\n"), 0o644); err != nil {
@@ -123,9 +123,11 @@ func goBuild(spec Spec, opts Options, out string) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false",
-		"-ldflags", fmt.Sprintf("-s -w -buildid= -X %s=%s", spec.VersionVar, opts.Version),
-		"-o", out, spec.Package)
+	ldflags := "-s -w -buildid="
+	if spec.VersionVar != "" {
+		ldflags += fmt.Sprintf(" -X %s=%s", spec.VersionVar, opts.Version)
+	}
+	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", out, spec.Package)
 	cmd.Dir = filepath.Join(opts.Root, spec.Module)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+opts.Arch, "GOFLAGS=-mod=readonly")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -205,9 +207,10 @@ func Image(spec Spec, opts Options, binary string) (v1.Image, error) {
 	return mutate.ConfigFile(img, cf)
 }
 
-// writeOCIArchive writes img as an OCI image layout, tagged ref, and tars
-// the layout reproducibly.
-func writeOCIArchive(path string, ref name.Tag, img v1.Image) error {
+// writeOCIArchive writes img as an OCI image layout, tagged tag and named
+// imageName (registry/repository:tag as containerd and the kubelet spell
+// it), and tars the layout reproducibly.
+func writeOCIArchive(path, tag, imageName string, img v1.Image) error {
 	dir, err := os.MkdirTemp("", "oci-layout-")
 	if err != nil {
 		return err
@@ -218,8 +221,8 @@ func writeOCIArchive(path string, ref name.Tag, img v1.Image) error {
 		return err
 	}
 	if err := lp.AppendImage(img, layout.WithAnnotations(map[string]string{
-		"org.opencontainers.image.ref.name": ref.TagStr(),
-		"io.containerd.image.name":          ref.Name(), // docker load names the image after this
+		"org.opencontainers.image.ref.name": tag,
+		"io.containerd.image.name":          imageName, // docker load and ctr import name the image after this
 	})); err != nil {
 		return err
 	}
@@ -233,9 +236,8 @@ func writeOCIArchive(path string, ref name.Tag, img v1.Image) error {
 			files = append(files, file{path: rel + "/", mode: 0o755, dir: true})
 			return nil
 		}
-		b, err := os.ReadFile(p)
-		files = append(files, file{path: rel, mode: 0o644, data: b})
-		return err
+		files = append(files, file{path: rel, mode: 0o644, src: p})
+		return nil
 	})
 	if err != nil {
 		return err
@@ -252,11 +254,14 @@ func writeOCIArchive(path string, ref name.Tag, img v1.Image) error {
 }
 
 type file struct {
-	path  string
-	mode  int64
-	data  []byte
-	dir   bool
-	owner int
+	path   string
+	mode   int64
+	data   []byte
+	src    string // a host file to stream the content from, instead of data
+	link   string // the target of a symbolic link
+	dir    bool
+	owner  int
+	xattrs map[string]string // extended attributes (PAX SCHILY.xattr.*), e.g. file capabilities
 }
 
 // layer writes files as one tar layer in path order with fixed owners and
@@ -281,11 +286,46 @@ func writeTar(w io.Writer, created time.Time, files []file) error {
 			Name: f.path, Mode: f.mode, ModTime: created, Uid: f.owner, Gid: f.owner,
 			Typeflag: tar.TypeReg, Size: int64(len(f.data)), Format: tar.FormatPAX,
 		}
-		if f.dir {
+		var src *os.File
+		switch {
+		case f.dir:
 			h.Typeflag, h.Size = tar.TypeDir, 0
+		case f.link != "":
+			h.Typeflag, h.Linkname, h.Size = tar.TypeSymlink, f.link, 0
+		case f.src != "":
+			var err error
+			if src, err = os.Open(f.src); err != nil {
+				return err
+			}
+			st, err := src.Stat()
+			if err != nil {
+				src.Close()
+				return err
+			}
+			h.Size = st.Size()
+		}
+		for k, v := range f.xattrs {
+			if h.PAXRecords == nil {
+				h.PAXRecords = map[string]string{}
+			}
+			h.PAXRecords["SCHILY.xattr."+k] = v
 		}
 		if err := tw.WriteHeader(h); err != nil {
+			if src != nil {
+				src.Close()
+			}
 			return err
+		}
+		if src != nil {
+			n, err := io.Copy(tw, src)
+			src.Close()
+			if err != nil {
+				return err
+			}
+			if n != h.Size {
+				return fmt.Errorf("%s changed while it was read", f.src)
+			}
+			continue
 		}
 		if _, err := tw.Write(f.data); err != nil {
 			return err

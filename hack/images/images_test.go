@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,10 +33,17 @@ var testOpts = Options{Root: "../..", Version: "1.2.3", Revision: "0123456789abc
 // built holds both images, built once for every test in the package.
 var built = map[string]Result{}
 
+// cleanups run when every test has finished (shared temp dirs).
+var cleanups []func()
+
 func TestMain(m *testing.M) {
 	flag.Parse()
 	if testing.Short() {
-		os.Exit(m.Run())
+		code := m.Run()
+		for _, c := range cleanups {
+			c()
+		}
+		os.Exit(code)
 	}
 	dir, err := os.MkdirTemp("", "images-test-")
 	if err != nil {
@@ -50,6 +58,9 @@ func TestMain(m *testing.M) {
 		built[s.Name] = res
 	}
 	code := m.Run()
+	for _, c := range cleanups {
+		c()
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -208,22 +219,8 @@ func TestOperatorDeployment(t *testing.T) {
 func TestShopdDeployment(t *testing.T) {
 	_, cf := load(t, "shopd")
 	uid := numericUID(t, cf.Config.User)
-	args := []string{"run", "./cmd/shopctl", "render"}
-	for _, env := range []string{"development", "testing", "production"} {
-		args = append(args, "-f", "config/samples/commerce_v1alpha1_shop_"+env+".yaml")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = testOpts.Root
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("shopctl render: %v\n%s", err, stderr.String())
-	}
 	seen := map[string]int{} // service -> containers
-	for _, d := range deployments(t, out) {
+	for _, d := range deployments(t, renderSamples(t)) {
 		pod := d.Spec.Template.Spec
 		for _, c := range pod.Containers {
 			if !strings.HasPrefix(c.Image, built["shopd"].Ref.Context().Name()+":") {
@@ -256,6 +253,38 @@ func TestShopdDeployment(t *testing.T) {
 			t.Errorf("shopd usage does not list %s: %s", svc, usage)
 		}
 	}
+}
+
+var rendered struct {
+	once sync.Once
+	out  []byte
+	err  error
+}
+
+// renderSamples is `shopctl render` (the controller's code path) of the
+// three sample Shops, run once for every test that reads it.
+func renderSamples(t *testing.T) []byte {
+	t.Helper()
+	rendered.once.Do(func() {
+		args := []string{"run", "./cmd/shopctl", "render"}
+		for _, env := range []string{"development", "testing", "production"} {
+			args = append(args, "-f", "config/samples/commerce_v1alpha1_shop_"+env+".yaml")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "go", args...)
+		cmd.Dir = testOpts.Root
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		rendered.out, rendered.err = cmd.Output()
+		if rendered.err != nil {
+			rendered.err = fmt.Errorf("shopctl render: %v\n%s", rendered.err, stderr.String())
+		}
+	})
+	if rendered.err != nil {
+		t.Fatal(rendered.err)
+	}
+	return rendered.out
 }
 
 // deployment has the fields of an apps/v1 Deployment these tests read.
@@ -312,27 +341,33 @@ func mustRead(t *testing.T, path string) []byte {
 func TestSkopeoReadsArchive(t *testing.T) {
 	skopeo, err := exec.LookPath("skopeo")
 	if err != nil {
-		t.Skip("skopeo is not installed (apt-get install skopeo)")
+		t.Fatal("skopeo is missing: install the Debian package skopeo (make test-images installs it)")
 	}
 	for _, s := range Specs() {
 		load(t, s.Name)
 		res := built[s.Name]
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		out, err := exec.CommandContext(ctx, skopeo, "inspect", "oci-archive:"+res.Path).Output()
-		cancel()
-		if err != nil {
-			t.Fatalf("skopeo inspect %s: %v", res.Path, err)
-		}
-		var got struct {
-			Digest string
-			Labels map[string]string
-		}
-		if err := json.Unmarshal(out, &got); err != nil {
-			t.Fatal(err)
-		}
-		if got.Digest != res.Digest.String() || got.Labels["org.opencontainers.image.title"] != s.Title {
-			t.Errorf("skopeo sees %s %v, built %s", got.Digest, got.Labels, res.Digest)
-		}
+		skopeoInspect(t, skopeo, res.Path, res.Digest.String(), s.Title)
+	}
+}
+
+// skopeoInspect checks that skopeo reads the archive with digest and title.
+func skopeoInspect(t *testing.T, skopeo, archive, digest, title string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	out, err := exec.CommandContext(ctx, skopeo, "inspect", "oci-archive:"+archive).Output()
+	cancel()
+	if err != nil {
+		t.Fatalf("skopeo inspect %s: %v", archive, err)
+	}
+	var got struct {
+		Digest string
+		Labels map[string]string
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Digest != digest || got.Labels["org.opencontainers.image.title"] != title {
+		t.Errorf("skopeo sees %s %v in %s, built %s", got.Digest, got.Labels, archive, digest)
 	}
 }
 
@@ -368,6 +403,12 @@ func runBinary(t *testing.T, imageName string, args ...string) string {
 // readOCIArchive untars an OCI layout and returns its one image, checking
 // that the index names it with the tag.
 func readOCIArchive(t *testing.T, path string) v1.Image {
+	t.Helper()
+	return readOCIArchiveTag(t, path, testOpts.Version)
+}
+
+// readOCIArchiveTag is readOCIArchive for an image tagged tag.
+func readOCIArchiveTag(t *testing.T, path, tag string) v1.Image {
 	t.Helper()
 	dir := t.TempDir()
 	f, err := os.Open(path)
@@ -410,8 +451,8 @@ func readOCIArchive(t *testing.T, path string) v1.Image {
 	if len(m.Manifests) != 1 {
 		t.Fatalf("index has %d manifests, want 1", len(m.Manifests))
 	}
-	if got := m.Manifests[0].Annotations["org.opencontainers.image.ref.name"]; got != testOpts.Version {
-		t.Errorf("ref.name annotation = %q, want %q", got, testOpts.Version)
+	if got := m.Manifests[0].Annotations["org.opencontainers.image.ref.name"]; got != tag {
+		t.Errorf("ref.name annotation = %q, want %q", got, tag)
 	}
 	img, err := idx.Image(m.Manifests[0].Digest)
 	if err != nil {
@@ -431,8 +472,12 @@ func numericUID(t *testing.T, user string) int64 {
 }
 
 type entry struct {
-	mode int64
-	data []byte
+	mode   int64
+	data   []byte
+	typ    byte   // tar.TypeReg, TypeDir, TypeSymlink
+	link   string // a symlink's target
+	uid    int
+	xattrs map[string]string
 }
 
 func extract(t *testing.T, img v1.Image) map[string]entry {
@@ -453,7 +498,16 @@ func extract(t *testing.T, img v1.Image) map[string]entry {
 		if err != nil {
 			t.Fatal(err)
 		}
-		files[h.Name] = entry{mode: h.Mode, data: b}
+		e := entry{mode: h.Mode, data: b, typ: h.Typeflag, link: h.Linkname, uid: h.Uid}
+		for k, v := range h.PAXRecords {
+			if x, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+				if e.xattrs == nil {
+					e.xattrs = map[string]string{}
+				}
+				e.xattrs[x] = v
+			}
+		}
+		files[strings.TrimSuffix(h.Name, "/")] = e
 	}
 }
 
