@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -57,6 +58,11 @@ func TestPostgresImage(t *testing.T) {
 		if p := fs.lookPath(c, cf.Config.Env); p == "" || fs[p].mode&0o111 == 0 {
 			t.Errorf("%s is not an executable on the image's PATH", c)
 		}
+	}
+	// New databases listen on the pod IP (probes, Services), as with the
+	// official image; Debian's own sample says localhost.
+	if sample := string(fs["usr/share/postgresql/15/postgresql.conf.sample"].data); !regexp.MustCompile(`(?m)^listen_addresses = '\*'`).MatchString(sample) {
+		t.Errorf("postgresql.conf.sample does not set listen_addresses = '*'")
 	}
 	if p := fs.resolve("bin/sh"); p != "bin/busybox" {
 		t.Errorf("/bin/sh is %q, want busybox", p)

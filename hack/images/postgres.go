@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 )
 
@@ -90,6 +91,13 @@ func postgresImage(ctx context.Context, root, arch, goOut string, busybox []file
 	if err := t.sharedLibraries(elves); err != nil {
 		return localImage{}, err
 	}
+	// As the official image: listen on every address, so the pod IP
+	// (probes, Services) reaches the server; Debian's sample says localhost.
+	sample, err := listenEverywhere(pgShare + "/postgresql.conf.sample")
+	if err != nil {
+		return localImage{}, err
+	}
+	t.add(file{path: strings.TrimPrefix(pgShare, "/") + "/postgresql.conf.sample", mode: 0o644, data: sample})
 	for _, f := range busybox {
 		t.add(f)
 	}
@@ -134,4 +142,18 @@ func postgresImage(ctx context.Context, root, arch, goOut string, busybox []file
 			Files:     t.list(),
 		}},
 	}, nil
+}
+
+// listenEverywhere returns the sample configuration with listen_addresses
+// set to '*', the one line the official image changes in it.
+func listenEverywhere(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	re := regexp.MustCompile(`(?m)^#?listen_addresses\s*=\s*\S+`)
+	if !re.Match(data) {
+		return nil, fmt.Errorf("%s has no listen_addresses line", path)
+	}
+	return re.ReplaceAll(data, []byte("listen_addresses = '*'")), nil
 }
