@@ -189,10 +189,33 @@ type Generator struct {
 	runID    string
 }
 
+// errConfig marks what no retry can fix.
+var errConfig = errors.New("loadgen: Rate and Mix are required")
+
+// newWhenReachable calls New until the shop answers (a shop's pods start in
+// any order; the load generator waits for the others rather than crash
+// looping), with a backoff from first to most between attempts, until ctx ends.
+func newWhenReachable(ctx context.Context, cfg Config, m *Metrics, first, most time.Duration) (*Generator, error) {
+	wait := first
+	for {
+		g, err := New(ctx, cfg, m)
+		if err == nil || errors.Is(err, errConfig) {
+			return g, err
+		}
+		slog.WarnContext(ctx, "waiting for the shop", "err", err, "retry_in", wait.String())
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, most)
+	}
+}
+
 // New registers the shoppers and reads the catalog once.
 func New(ctx context.Context, cfg Config, m *Metrics) (*Generator, error) {
 	if cfg.Rate <= 0 || len(cfg.Mix) == 0 {
-		return nil, errors.New("loadgen: Rate and Mix are required")
+		return nil, errConfig
 	}
 	if cfg.Concurrency == 0 {
 		// Enough workers for the rate at a 200ms average scenario.
@@ -344,7 +367,7 @@ func Run(ctx context.Context, pc platform.Config) error {
 		return err
 	}
 	slog.Info("loadgen starting", "rate", cfg.Rate, "duration", cfg.Duration.String(), "admin_addr", ln.Addr().String())
-	g, err := New(ctx, cfg, m)
+	g, err := newWhenReachable(ctx, cfg, m, time.Second, 15*time.Second)
 	if err != nil {
 		return err
 	}

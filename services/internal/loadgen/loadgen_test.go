@@ -1,7 +1,13 @@
 package loadgen
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"time"
 	"math/rand/v2"
 	"testing"
 
@@ -42,5 +48,40 @@ func TestOutcome(t *testing.T) {
 		if got := Outcome(err); got != want {
 			t.Errorf("Outcome(%v) = %s, want %s", err, got, want)
 		}
+	}
+}
+
+// The load generator waits for a shop whose catalog does not answer yet
+// instead of exiting (a crash loop in a Deployment), and gives up only on
+// configuration no retry can fix.
+func TestNewWaitsForTheShop(t *testing.T) {
+	var calls atomic.Int32
+	shop := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case calls.Add(1) <= 2: // the catalog is still starting
+			http.Error(w, `{"status":503,"code":"unavailable"}`, http.StatusServiceUnavailable)
+		case r.URL.Path == "/api/catalog/products":
+			fmt.Fprint(w, `{"products":[{"sku":"A-1","name":"a","price_minor":100,"currency":"EUR","stock":5}]}`)
+		case r.URL.Path == "/api/auth/login":
+			fmt.Fprint(w, `{"access_token":"t","refresh_token":"r"}`)
+		default:
+			w.WriteHeader(http.StatusCreated)
+			fmt.Fprint(w, `{}`)
+		}
+	}))
+	defer shop.Close()
+	urls := URLs{Catalog: shop.URL, Auth: shop.URL, Orders: shop.URL, Frontend: shop.URL}
+	mix, _ := ParseMix(DefaultMix)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	g, err := newWhenReachable(ctx, Config{Rate: 1, Mix: mix, Users: 1, URLs: urls}, nil, time.Millisecond, 5*time.Millisecond)
+	if err != nil || g == nil || len(g.skus) != 1 {
+		t.Fatalf("after the catalog answered: %v %v", g, err)
+	}
+	if calls.Load() < 3 {
+		t.Fatalf("%d calls: the 503s were not retried", calls.Load())
+	}
+	if _, err := newWhenReachable(ctx, Config{URLs: urls}, nil, time.Millisecond, time.Millisecond); !errors.Is(err, errConfig) {
+		t.Fatalf("a bad configuration was retried or not reported: %v", err)
 	}
 }
