@@ -1,5 +1,6 @@
-# Shop operator. `make demo` runs the platform on a local node-less cluster;
-# `make test` runs every test. Both install or build what they need.
+# Shop operator. `make demo` runs the platform and a Shop on a local cluster
+# with a real node; `make test` runs every test. Both install or build what
+# they need.
 
 VERSION ?= 0.1.0
 IMG ?= ghcr.io/shopplatform/shop-operator:$(VERSION)
@@ -46,7 +47,7 @@ include hack/images/images.mk
 include hack/bundle/bundle.mk
 
 .PHONY: test
-test: verify-generated vet test-operator test-services test-images bundle-validate ## Run every test (unit, golden, envtest, e2e, services, images, bundle).
+test: verify-generated vet test-operator test-services test-images bundle-validate test-live ## Run every test (unit, golden, envtest, e2e, services, images, bundle, the real node).
 
 .PHONY: kube-binaries
 kube-binaries: ## Build (once, cached by version) kube-apiserver, etcd, controller-manager, scheduler and kwok.
@@ -60,14 +61,26 @@ test-tools: kube-binaries otelcol postgres ## Everything the operator tests run:
 postgres: ## Install Debian's postgresql-15 when missing (the tests' throwaway servers, test/contract's databases).
 	$(MAKE) -C services postgres
 
+.PHONY: node-tools
+node-tools: ## Build (once, cached by version) what a real node runs: kubelet, kube-proxy, containerd, runc, CNI plugins, CoreDNS, ...
+	hack/kube-binaries.sh node
+	hack/node-binaries.sh
+
 # The controllers suite runs its tests in a random order (-shuffle=on): none
 # may depend on another having run before it (what reads the whole suite's
 # doing runs after m.Run in its TestMain).
 .PHONY: test-operator
-test-operator: test-tools ## Operator tests: real API server, real CRDs, otelcol, promtool, a local cluster.
+test-operator: test-tools ## Operator tests: real API server, real CRDs, otelcol, promtool, a local cluster with kwok nodes.
 	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh cluster | tail -1)" SHOP_OTELCOL="$(SHOP_OTELCOL)" SHOP_E2E=1 \
-		go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v '/controllers$$')
+		go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v -e '/controllers$$' -e '/test/live$$')
 	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh cluster | tail -1)" go test $(GO_TEST_FLAGS) -shuffle=on ./controllers
+
+LIVE_TIMEOUT ?= 45m
+
+.PHONY: test-live
+test-live: node-tools ## The platform on a real node: pods run, a shopper checks out in Chromium, the trace and logs arrive (needs root).
+	$(MAKE) -C services browser-deps
+	SHOP_E2E=1 go test $(GO_TEST_FLAGS) -timeout $(LIVE_TIMEOUT) -v ./test/live
 
 .PHONY: test-services
 test-services: otelcol ## The commerce services' tests (real Postgres, real browser, the real collector).
@@ -75,9 +88,11 @@ test-services: otelcol ## The commerce services' tests (real Postgres, real brow
 
 ##@ Run
 
+DEMO_FLAGS ?=
+
 .PHONY: demo
-demo: kube-binaries ## Run the operator and one Shop per environment on a local node-less cluster.
-	go run -ldflags "$(LDFLAGS)" ./cmd/shopctl demo --samples config/samples
+demo: ## Run the platform and the development Shop on a local cluster with a real node; serve its storefront (DEMO_FLAGS=--nodes=kwok: fake nodes).
+	go run -ldflags "$(LDFLAGS)" ./cmd/shopctl demo $(DEMO_FLAGS)
 
 .PHONY: storefront
 storefront: ## Run the five services against a throwaway Postgres.

@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -29,42 +30,160 @@ import (
 	"github.com/shopplatform/shop-operator/controllers"
 	"github.com/shopplatform/shop-operator/internal/cli"
 	"github.com/shopplatform/shop-operator/internal/localcluster"
+	"github.com/shopplatform/shop-operator/internal/localstack"
+	"github.com/shopplatform/shop-operator/internal/render"
 	"github.com/shopplatform/shop-operator/internal/scheme"
 )
 
 func init() { extraCommands = append(extraCommands, newDemoCmd) }
 
 type demoOptions struct {
-	samples, crds, namespace string
-	timeout                  time.Duration
-	exit                     bool
+	sample, samples, crds, namespace, nodes string
+	timeout                                 time.Duration
+	exit                                    bool
 }
 
 func newDemoCmd() *cobra.Command {
 	o := demoOptions{}
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Run the operator and sample Shops on a local node-less cluster",
-		Long: `demo starts a local cluster from binaries built from the Go module proxy (etcd,
-kube-apiserver, kube-controller-manager, kube-scheduler and kwok, whose fake nodes
-"run" the pods), installs the Shop CRD, runs the operator, applies the sample
-Shops, waits until each is Ready and prints what each produced. Ctrl-C stops
-everything and removes the cluster.`,
+		Short: "Run the platform and a Shop on a local cluster with a real node, and serve its storefront",
+		Long: `demo starts a local Kubernetes cluster on this machine with one real node
+(containerd, runc, kubelet, kube-proxy, CoreDNS, a NetworkPolicy enforcer and a
+volume provisioner, all built from the Go module proxy and Debian), imports the
+images built here, installs the opentelemetry-operator and the shop operator
+(kubectl apply -k config/default), applies a sample Shop (development by
+default) in namespace shops, waits until every pod is Ready and serves the
+storefront and Jaeger on 127.0.0.1. Ctrl-C stops everything and leaves
+nothing behind. It needs root (as kind needs Docker).
+
+With --nodes=kwok it runs instead a node-less cluster whose fake nodes "run"
+the pods (kwok), the operator in this process and every sample Shop, and
+prints their status: no container runs.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if o.nodes == string(localcluster.KwokNodes) {
+				return runKwokDemo(ctx, o, cmd.OutOrStdout())
+			}
+			if o.nodes != string(localcluster.RealNode) {
+				return fmt.Errorf("--nodes must be real or kwok, not %q", o.nodes)
+			}
 			return runDemo(ctx, o, cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().StringVar(&o.samples, "samples", "config/samples", "directory of Shop manifests to apply")
-	cmd.Flags().StringVar(&o.crds, "crds", "config/crd/bases", "directory of the CRDs to install")
-	cmd.Flags().StringVarP(&o.namespace, "namespace", "n", "shops", "namespace the Shops go into")
-	cmd.Flags().DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long to wait for the Shops to become Ready")
-	cmd.Flags().BoolVar(&o.exit, "exit", false, "stop once the Shops are Ready instead of waiting for Ctrl-C")
+	cmd.Flags().StringVar(&o.sample, "sample", "development", "the Shop to run: development, testing, production or a manifest's path")
+	cmd.Flags().StringVar(&o.nodes, "nodes", string(localcluster.RealNode), "real (one real node; needs root) or kwok (fake nodes: nothing runs)")
+	cmd.Flags().StringVar(&o.samples, "samples", "config/samples", "with --nodes=kwok: directory of Shop manifests to apply")
+	cmd.Flags().StringVar(&o.crds, "crds", "config/crd/bases", "with --nodes=kwok: directory of the CRDs to install")
+	cmd.Flags().StringVarP(&o.namespace, "namespace", "n", localstack.Namespace, "namespace the Shops go into")
+	cmd.Flags().DurationVar(&o.timeout, "timeout", 10*time.Minute, "how long to wait for the Shop to become Ready")
+	cmd.Flags().BoolVar(&o.exit, "exit", false, "stop once the Shop is Ready instead of waiting for Ctrl-C")
 	return cmd
 }
 
+// runDemo runs a Shop on a real node and serves its storefront.
 func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
+	say := func(format string, args ...any) { fmt.Fprintf(out, "==> "+format+"\n", args...) }
+	if os.Geteuid() != 0 {
+		return errors.New("the real node needs root (containerd, network namespaces, cgroups), as kind needs Docker: run `sudo make demo`, or `make demo DEMO_FLAGS=--nodes=kwok` for fake nodes on which nothing runs")
+	}
+	shop, err := localstack.ReadShop(o.sample)
+	if err != nil {
+		return err
+	}
+	shop.Namespace = o.namespace
+
+	say("building or finding the cluster's binaries and images (cold: about 40 minutes once, then cached)")
+	parts, err := localstack.Build(ctx, os.Stderr)
+	if err != nil {
+		return err
+	}
+	say("starting a local cluster with a real node (etcd, kube-apiserver, controller-manager, scheduler; containerd, kubelet, kube-proxy, CoreDNS, kube-network-policies, local-path-provisioner)")
+	progress := &lineWriter{say: say, prefix: ""}
+	c, err := localcluster.Start(ctx, parts.ClusterOptions(progress))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		say("stopping the cluster and cleaning up")
+		if err := c.Stop(); err != nil {
+			say("stop: %v", err)
+		}
+	}()
+	if err := localstack.Install(ctx, c, progress); err != nil {
+		return err
+	}
+	k8s, err := client.New(c.RESTConfig(), client.Options{Scheme: scheme.Scheme})
+	if err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(c.RESTConfig())
+	if err != nil {
+		return err
+	}
+	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.namespace}}); err != nil {
+		return err
+	}
+	for _, line := range localstack.LocalOverrides(shop, o.namespace) {
+		say("local image or backend: %s", line)
+	}
+	for _, obj := range localstack.StandIns(o.namespace) {
+		if err := k8s.Create(ctx, obj); err != nil {
+			return err
+		}
+	}
+	applied := time.Now()
+	if err := k8s.Create(ctx, shop); err != nil {
+		return fmt.Errorf("creating Shop %s: %w", shop.Name, err)
+	}
+	say("applied Shop %s/%s (%s)", shop.Namespace, shop.Name, shop.Spec.Environment)
+	if err := localstack.WaitShop(ctx, k8s, cs, shop, o.timeout, say); err != nil {
+		return err
+	}
+	say("Shop %s Ready with every pod Ready %s after it was applied", shop.Name, time.Since(applied).Round(time.Second))
+
+	storefront, err := localstack.Forward(ctx, cs, shop.Namespace, shop.Name+"-"+render.Frontend, 8080)
+	if err != nil {
+		return err
+	}
+	lines := []string{"export KUBECONFIG=" + c.KubeconfigPath(), "storefront: http://" + storefront + "/"}
+	if jaeger, err := localstack.Forward(ctx, cs, shop.Namespace, shop.Name+"-jaeger", 16686); err == nil {
+		lines = append(lines, "jaeger: http://"+jaeger+"/")
+	} else {
+		say("no Jaeger to serve: %v", err)
+	}
+	fmt.Fprintf(out, "\n%s\n\n", strings.Join(lines, "\n"))
+	if o.exit {
+		return nil
+	}
+	say("serving until Ctrl-C (then everything stops and is removed)")
+	<-ctx.Done()
+	return nil
+}
+
+// lineWriter turns the cluster's progress lines into demo output.
+type lineWriter struct {
+	say    func(string, ...any)
+	prefix string
+	buf    []byte
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	for {
+		i := strings.IndexByte(string(w.buf), '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		w.say("%s%s", w.prefix, string(w.buf[:i]))
+		w.buf = w.buf[i+1:]
+	}
+}
+
+// runKwokDemo runs the operator in this process and every sample Shop on a
+// node-less cluster, and prints their status.
+func runKwokDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 	say := func(format string, args ...any) { fmt.Fprintf(out, "==> "+format+"\n", args...) }
 	shops, err := readShops(o.samples)
 	if err != nil {
@@ -76,8 +195,8 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	say("starting a local cluster (etcd, kube-apiserver, controller-manager, scheduler, kwok)")
-	c, err := localcluster.Start(ctx, localcluster.Options{BinDir: bin})
+	say("starting a local node-less cluster (etcd, kube-apiserver, controller-manager, scheduler, kwok)")
+	c, err := localcluster.Start(ctx, localcluster.Options{Mode: localcluster.KwokNodes, BinDir: bin})
 	if err != nil {
 		return err
 	}

@@ -50,6 +50,11 @@ func restricted() *corev1.SecurityContext {
 	}
 }
 
+func withCapabilities(sc *corev1.SecurityContext, add ...corev1.Capability) *corev1.SecurityContext {
+	sc.Capabilities.Add = add
+	return sc
+}
+
 func requests(cpu, mem string) corev1.ResourceRequirements {
 	return corev1.ResourceRequirements{Requests: corev1.ResourceList{
 		corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse(mem),
@@ -57,11 +62,14 @@ func requests(cpu, mem string) corev1.ResourceRequirements {
 }
 
 // coreDNS answers for cluster.local only: it has no upstream (nothing outside
-// the machine is reachable), so other names fail at once.
+// the machine is reachable), so other names do not exist.
 func (c *Cluster) coreDNS() []any {
 	ns := metav1.NamespaceSystem
 	labels := map[string]string{"k8s-app": "kube-dns"}
-	const corefile = `.:53 {
+	// Two server blocks: the cluster's zones, and everything else answered
+	// NXDOMAIN at once (with no plugin for a name CoreDNS answers SERVFAIL,
+	// which resolvers report as a failure rather than "no such host").
+	const corefile = `cluster.local:53 in-addr.arpa:53 ip6.arpa:53 {
     errors
     health {
         lameduck 5s
@@ -69,7 +77,6 @@ func (c *Cluster) coreDNS() []any {
     ready
     kubernetes cluster.local in-addr.arpa ip6.arpa {
         pods insecure
-        fallthrough in-addr.arpa ip6.arpa
         ttl 30
     }
     prometheus :9153
@@ -77,6 +84,12 @@ func (c *Cluster) coreDNS() []any {
     loop
     reload
     loadbalance
+}
+.:53 {
+    errors
+    template ANY ANY {
+        rcode NXDOMAIN
+    }
 }
 `
 	return []any{
@@ -118,8 +131,11 @@ func (c *Cluster) coreDNS() []any {
 								{Name: "dns-tcp", ContainerPort: 53, Protocol: corev1.ProtocolTCP},
 								{Name: "metrics", ContainerPort: 9153, Protocol: corev1.ProtocolTCP},
 							},
-							Resources:       requests("50m", "32Mi"),
-							SecurityContext: restricted(),
+							Resources: requests("50m", "32Mi"),
+							// The image's /coredns has the file capability
+							// cap_net_bind_service (port 53 as non-root), as
+							// upstream's: exec needs it in the bounding set.
+							SecurityContext: withCapabilities(restricted(), "NET_BIND_SERVICE"),
 							VolumeMounts:    []corev1.VolumeMount{{Name: "config", MountPath: "/etc/coredns", ReadOnly: true}},
 							LivenessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/health", Port: intstr.FromInt32(8080)}},
 								PeriodSeconds: 10, FailureThreshold: 5},
@@ -151,7 +167,8 @@ func (c *Cluster) coreDNS() []any {
 // directory, created and removed by a helper pod (busybox) on the node.
 func (c *Cluster) localPath() []any {
 	ns := localPathNamespace
-	sa := "local-path-provisioner"
+	// The name the provisioner gives its helper pods (upstream default).
+	sa := "local-path-provisioner-service-account"
 	labels := map[string]string{"app": "local-path-provisioner"}
 	base := filepath.Join(c.node.dir, "volumes")
 	helper := fmt.Sprintf(`apiVersion: v1

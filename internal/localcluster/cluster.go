@@ -390,6 +390,41 @@ func (c *Cluster) KubeconfigPath() string { return c.kubeconfig }
 // process (<name>.log).
 func (c *Cluster) Dir() string { return c.dir }
 
+// ID names this cluster's real node on the host: its veth pair
+// (lc<ID>h), its cgroup root (/localcluster-<ID>) and its directory
+// (localcluster-<ID>-*). Empty with kwok nodes.
+func (c *Cluster) ID() string {
+	if c.node == nil {
+		return ""
+	}
+	return strings.TrimPrefix(c.node.cgroupRoot, "/localcluster-")
+}
+
+// ServiceCIDR is the range Services get addresses from; the host routes it
+// to the real node.
+func (c *Cluster) ServiceCIDR() string {
+	if c.node == nil {
+		return serviceCIDR
+	}
+	return c.node.net.serviceCIDR.String()
+}
+
+// PodCIDR is the real node's pod range (empty with kwok nodes).
+func (c *Cluster) PodCIDR() string {
+	if c.node == nil {
+		return ""
+	}
+	return c.node.net.podCIDR.String()
+}
+
+// NodeDir is the real node's directory (containerd, kubelet, volumes).
+func (c *Cluster) NodeDir() string {
+	if c.node == nil {
+		return ""
+	}
+	return c.node.dir
+}
+
 // StartupDuration is how long Start took.
 func (c *Cluster) StartupDuration() time.Duration { return c.started }
 

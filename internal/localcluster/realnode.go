@@ -188,7 +188,11 @@ func (c *Cluster) startRealNode(ctx context.Context, cs kubernetes.Interface) er
 // startInNode starts a long-running program in the node's namespaces.
 func (c *Cluster) startInNode(name, bin string, env []string, args ...string) (*process, error) {
 	argv := c.node.holder.command(append([]string{bin}, args...)...)
-	return c.start(name, argv[0], argv[1:]...)(env)
+	p, err := c.start(name, argv[0], argv[1:]...)(env)
+	if p != nil {
+		p.inNode = true
+	}
+	return p, err
 }
 
 // makeCgroupRoot creates the kubelet's cgroup root in every cgroup hierarchy;
