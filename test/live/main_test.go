@@ -98,4 +98,3 @@ func run(m *testing.M) int {
 	}
 	return code
 }
-

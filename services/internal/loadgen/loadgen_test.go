@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
-	"time"
-	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/shopplatform/shop-operator/services/internal/platform"
 )
