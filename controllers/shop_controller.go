@@ -85,8 +85,9 @@ type ShopReconciler struct {
 // +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors;prometheusrules;alertmanagerconfigs,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=opentelemetry.io,resources=opentelemetrycollectors,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;patch;delete
-// The collector's Role lets it read pods and replicasets (k8s_attributes); Kubernetes
-// lets the operator grant only what it holds itself.
+// The operator reads the Shop's pods to say why a workload waits; the
+// collector's Role lets it read pods and replicasets (k8s_attributes), and
+// Kubernetes lets the operator grant only what it holds itself.
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=list;watch
@@ -396,6 +397,9 @@ func (r *ShopReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&batchv1.CronJob{}).
 		Owns(&rbacv1.Role{}).
 		Owns(&rbacv1.RoleBinding{}).
+		// A pod that cannot start changes why the Shop waits (its status
+		// names the pod and the kubelet's reason).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(shopOfPod), builder.WithPredicates(podReadinessChanged)).
 		// A CRD appearing or going away changes what a Shop can render.
 		WatchesMetadata(&apiextensionsv1.CustomResourceDefinition{},
 			handler.EnqueueRequestsFromMapFunc(r.allShopsOnCRDChange)).

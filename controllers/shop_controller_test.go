@@ -428,3 +428,57 @@ func settled(t *testing.T, ns string, quiet time.Duration) {
 		}
 	}
 }
+
+// TestStatusNamesWhyAPodWaits: when a workload's pod cannot start, the
+// Shop's WorkloadsReady and DatabasesReady messages name the pod and the
+// reason the kubelet gives, and follow it as it changes (the operator
+// watches the Shop's pods). The pods are written here as the kubelet would
+// report them; the real node's test sees real ones.
+func TestStatusNamesWhyAPodWaits(t *testing.T) {
+	ns := namespace(t)
+	if err := k8s.Create(ctx, newShop(ns, "why", shopv1.ShopSpec{})); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, ns, "why", shopv1.ConditionWorkloadsReady, metav1.ConditionFalse)
+	pod := func(name, component string, status corev1.PodStatus) {
+		t.Helper()
+		labels := render.WithLabels(map[string]string{render.LabelShop: "why", render.LabelComponent: component},
+			map[string]string{render.LabelManagedBy: render.ManagedBy})
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: labels},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: component, Image: "shopd"}}}}
+		if err := k8s.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		p.Status = status
+		if err := k8s.Status().Update(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	crashing := corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{Name: "orders",
+		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: "back-off 40s restarting failed container=orders"}}}}}
+	pod("why-orders-5d8f-abcde", render.Orders, crashing)
+	pod("why-orders-db-0", render.Orders+"-db", corev1.PodStatus{Phase: corev1.PodPending, Conditions: []corev1.PodCondition{{
+		Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable",
+		Message: "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims."}}})
+
+	eventually(t, "the pods and the kubelet's reasons in the status", func() (bool, string) {
+		s := getShop(t, ns, "why")
+		_, _, w := condition(s, shopv1.ConditionWorkloadsReady)
+		_, _, d := condition(s, shopv1.ConditionDatabasesReady)
+		return strings.Contains(w, "orders 0/1 (pod why-orders-5d8f-abcde: container orders CrashLoopBackOff: back-off 40s") &&
+			strings.Contains(d, "orders-db 0/1 (pod why-orders-db-0: unschedulable: 0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims.)"), w + " | " + d
+	})
+
+	// The pod's next state reaches the status through the watch.
+	p := &corev1.Pod{}
+	mustGet(t, p, ns, "why-orders-5d8f-abcde")
+	p.Status.ContainerStatuses[0].State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError",
+		Message: `secret "why-orders-db-credentials" not found`}}
+	if err := k8s.Status().Update(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the new reason in WorkloadsReady", func() (bool, string) {
+		_, _, w := condition(getShop(t, ns, "why"), shopv1.ConditionWorkloadsReady)
+		return strings.Contains(w, `container orders CreateContainerConfigError: secret "why-orders-db-credentials" not found`), w
+	})
+}

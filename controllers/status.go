@@ -2,7 +2,14 @@ package controllers
 
 import (
 	"context"
+	"slices"
 	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -12,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
+	"github.com/shopplatform/shop-operator/internal/podreason"
 	"github.com/shopplatform/shop-operator/internal/render"
 	"github.com/shopplatform/shop-operator/internal/status"
 )
@@ -56,12 +64,63 @@ func (r *ShopReconciler) observeWorkloads(ctx context.Context, in render.Input, 
 				ready = min(ready, total-1) // rolling out: not ready yet
 			}
 		}
-		components = append(components, status.Component{
+		comp := status.Component{
 			Name: strings.TrimPrefix(d.GetName(), in.Shop.Name+"-"), Kind: kind, Database: kind == "StatefulSet" && databases[d.GetName()],
 			Ready: max(ready, 0), Total: total,
-		})
+		}
+		if !comp.IsReady() {
+			if comp.Why, err = r.whyNotReady(ctx, d); err != nil {
+				return nil, err
+			}
+		}
+		components = append(components, comp)
 	}
 	return components, nil
+}
+
+// whyNotReady names a pod of the workload that is not ready and why, as the
+// kubelet reports it (podreason); empty when no pod exists yet or every pod
+// is ready (a rollout in progress).
+func (r *ShopReconciler) whyNotReady(ctx context.Context, workload *unstructured.Unstructured) (string, error) {
+	sel, found, _ := unstructured.NestedStringMap(workload.Object, "spec", "selector", "matchLabels")
+	if !found || len(sel) == 0 {
+		return "", nil
+	}
+	pods := &corev1.PodList{}
+	if err := r.Client.List(ctx, pods, client.InNamespace(workload.GetNamespace()), client.MatchingLabels(sel)); err != nil {
+		return "", err
+	}
+	slices.SortFunc(pods.Items, func(a, b corev1.Pod) int { return strings.Compare(a.Name, b.Name) })
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		if why := podreason.Of(&p); why != podreason.Ready {
+			return "pod " + p.Name + ": " + why, nil
+		}
+	}
+	return "", nil
+}
+
+// podReadinessChanged lets through the pod events that can change why a
+// workload waits: a pod created or deleted, or its readiness or waiting
+// reason changed. Other status updates (probes passing again and again,
+// resource usage) do not reconcile the Shop.
+var podReadinessChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		before, ok1 := e.ObjectOld.(*corev1.Pod)
+		after, ok2 := e.ObjectNew.(*corev1.Pod)
+		return !ok1 || !ok2 || podreason.Of(before) != podreason.Of(after)
+	},
+}
+
+// shopOfPod maps a Shop's pod to its Shop (the label every child's pods carry).
+func shopOfPod(_ context.Context, obj client.Object) []reconcile.Request {
+	name := obj.GetLabels()[render.LabelShop]
+	if name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}}}
 }
 
 // replicas returns ready and desired replicas of a Deployment or StatefulSet.

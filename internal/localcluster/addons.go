@@ -17,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+
+	"github.com/shopplatform/shop-operator/internal/podreason"
 )
 
 // The real node's add-ons, as kind installs them: CoreDNS for cluster DNS
@@ -322,50 +324,10 @@ func podsWaiting(ctx context.Context, cs kubernetes.Interface, ns string) string
 	}
 	var why []string
 	for _, p := range pods.Items {
-		why = append(why, p.Name+": "+PodWaitingReason(&p))
+		why = append(why, p.Name+": "+podreason.Of(&p))
 	}
 	if len(why) == 0 {
 		return "no pods yet"
 	}
 	return strings.Join(why, ", ")
-}
-
-// PodWaitingReason is why a pod is not ready yet, as the kubelet and the
-// scheduler report it: a container's waiting reason and message (image
-// missing, crash loop), a failing probe, an unschedulable pod, or its phase.
-func PodWaitingReason(p *corev1.Pod) string {
-	for _, cs := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
-		if w := cs.State.Waiting; w != nil && w.Reason != "" {
-			msg := w.Reason
-			if w.Message != "" {
-				msg += ": " + firstLine(w.Message)
-			}
-			return cs.Name + " " + msg
-		}
-		if t := cs.State.Terminated; t != nil && t.ExitCode != 0 {
-			return fmt.Sprintf("%s exited %d (%s)", cs.Name, t.ExitCode, t.Reason)
-		}
-		if cs.State.Running != nil && !cs.Ready {
-			return cs.Name + " running, not ready (readiness probe)"
-		}
-	}
-	for _, cond := range p.Status.Conditions {
-		if cond.Type == corev1.PodScheduled && cond.Status == corev1.ConditionFalse {
-			return "unschedulable: " + firstLine(cond.Message)
-		}
-	}
-	for _, cond := range p.Status.Conditions {
-		if cond.Type == corev1.PodReady && cond.Status == corev1.ConditionTrue {
-			return "ready"
-		}
-	}
-	return string(p.Status.Phase)
-}
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(s, "\n")
-	if len(s) > 200 {
-		s = s[:200] + "..."
-	}
-	return s
 }

@@ -23,6 +23,7 @@ import (
 
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
 	"github.com/shopplatform/shop-operator/internal/localcluster"
+	"github.com/shopplatform/shop-operator/internal/podreason"
 	"github.com/shopplatform/shop-operator/internal/render"
 )
 
@@ -206,7 +207,7 @@ func WaitShop(ctx context.Context, k8s client.Client, cs kubernetes.Interface, s
 		lastPod = waiting
 		ready := true
 		for _, why := range waiting {
-			ready = ready && why == "ready"
+			ready = ready && why == podreason.Ready
 		}
 		if shopReady && ready && len(waiting) > 0 {
 			return nil
@@ -232,7 +233,7 @@ func podReasons(ctx context.Context, cs kubernetes.Interface, ns string) (map[st
 		if p.Status.Phase == corev1.PodSucceeded || (p.Status.Phase == corev1.PodFailed && p.OwnerReferences != nil && p.OwnerReferences[0].Kind == "Job") {
 			continue // a finished Job's pods are not what is waited for
 		}
-		out[p.Name] = localcluster.PodWaitingReason(&p)
+		out[p.Name] = podreason.Of(&p)
 	}
 	return out, nil
 }
@@ -253,7 +254,7 @@ func PodsNotReady(ctx context.Context, cs kubernetes.Interface, ns string, sel m
 		if p.Status.Phase == corev1.PodSucceeded {
 			continue
 		}
-		if why := localcluster.PodWaitingReason(&p); why != "ready" {
+		if why := podreason.Of(&p); why != podreason.Ready {
 			waiting = append(waiting, p.Name+" ("+why+")")
 		}
 	}

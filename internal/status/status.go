@@ -67,6 +67,10 @@ type Component struct {
 	Database   bool // a managed database's StatefulSet
 	Ready      int  // ready (StatefulSet) or available (Deployment) replicas
 	Total      int  // desired replicas
+	// Why a replica is not ready, in the kubelet's words, naming the pod
+	// ("pod orders-7d9f-x: container orders CrashLoopBackOff: ..."); empty
+	// when every replica is ready or no pod exists yet.
+	Why string
 }
 
 // IsReady: every desired replica is ready, and there is at least one.
@@ -74,7 +78,12 @@ func (c Component) IsReady() bool { return c.Total > 0 && c.Ready >= c.Total }
 
 func (c Component) replicas() string { return fmt.Sprintf("%d/%d", c.Ready, c.Total) }
 
-func (c Component) String() string { return c.Name + " " + c.replicas() }
+func (c Component) String() string {
+	if c.Why != "" && !c.IsReady() {
+		return c.Name + " " + c.replicas() + " (" + c.Why + ")"
+	}
+	return c.Name + " " + c.replicas()
+}
 
 // conditions sets conditions at one generation.
 type conditions struct {

@@ -78,6 +78,10 @@ var (
 	ordersDBReady   = Component{Name: "orders-db", Kind: "StatefulSet", Database: true, Ready: 1, Total: 1}
 	ordersDBWaiting = Component{Name: "orders-db", Kind: "StatefulSet", Database: true, Ready: 0, Total: 1}
 	scaledToZero    = Component{Name: "payment", Kind: "Deployment", Ready: 0, Total: 0}
+	ordersCrashing  = Component{Name: "orders", Kind: "Deployment", Ready: 0, Total: 1,
+		Why: "pod staging-orders-6f7c-x2: container orders CrashLoopBackOff: back-off 40s restarting failed container=orders"}
+	ordersDBPending = Component{Name: "orders-db", Kind: "StatefulSet", Database: true, Ready: 0, Total: 1,
+		Why: "pod staging-orders-db-0: unschedulable: 0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims."}
 
 	ordersSecretMissing = Problem{Kind: SecretNotFound, Subject: DatabaseOf("orders"), Secret: "orders-pg", Blocking: true}
 	datadogKeyMissing   = Problem{Kind: SecretKeyMissing, Subject: Exporter("datadog"), Secret: "dd", Key: "api-key"}
@@ -128,6 +132,17 @@ func TestFinalize(t *testing.T) {
 			others: map[string]cond{
 				shopv1.ConditionWorkloadsReady: {F, ReasonProgressing, "waiting for frontend 0/2", 0},
 				shopv1.ConditionDatabasesReady: {F, ReasonProgressing, "waiting for orders-db 0/1", 0},
+			},
+			observedGeneration: 1, readyComponents: "0/2", components: 2,
+		},
+		{
+			name: "why a workload waits, in the kubelet's words", obs: observed(1, ordersCrashing, ordersDBPending),
+			ready: cond{F, ReasonProgressing, "waiting for orders-db 0/1 (pod staging-orders-db-0: unschedulable: ", 0},
+			reconciling: cond{T, ReasonProgressing, "orders 0/1 (pod staging-orders-6f7c-x2: container orders CrashLoopBackOff: back-off 40s", 0},
+			stalled:     cond{F, ReasonProgressing, "making progress", 0},
+			others: map[string]cond{
+				shopv1.ConditionWorkloadsReady: {F, ReasonProgressing, "waiting for orders 0/1 (pod staging-orders-6f7c-x2: container orders CrashLoopBackOff", 0},
+				shopv1.ConditionDatabasesReady: {F, ReasonProgressing, "waiting for orders-db 0/1 (pod staging-orders-db-0: unschedulable: 0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims.)", 0},
 			},
 			observedGeneration: 1, readyComponents: "0/2", components: 2,
 		},

@@ -60,6 +60,13 @@ func run(m *testing.M) int {
 		return 1
 	}
 	id := cluster.ID()
+	fmt.Fprintf(os.Stderr, "live: cluster started in %s\n", cluster.StartupDuration().Round(100*time.Millisecond))
+	var total int64
+	for _, p := range cluster.Processes() {
+		fmt.Fprintf(os.Stderr, "live:   %-24s RSS %4d MiB\n", p.Name, p.RSS>>20)
+		total += p.RSS
+	}
+	fmt.Fprintf(os.Stderr, "live:   %-24s RSS %4d MiB\n", "total", total>>20)
 	code := func() int {
 		if err := localstack.Install(ctx, cluster, os.Stderr); err != nil {
 			fmt.Fprintln(os.Stderr, "live: FAIL: install:", err)

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/shopplatform/shop-operator/internal/localcluster"
+	"github.com/shopplatform/shop-operator/internal/podreason"
 	"github.com/shopplatform/shop-operator/internal/localstack"
 )
 
@@ -206,7 +207,7 @@ func runPodWith(t *testing.T, ctx context.Context, ns, name string, labels map[s
 		return err == nil && (pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed), nil
 	})
 	if err != nil {
-		t.Fatalf("pod %s did not finish: %s", name, localcluster.PodWaitingReason(pod))
+		t.Fatalf("pod %s did not finish: %s", name, podreason.Of(pod))
 	}
 	return podLog(t, ctx, ns, name, ""), pod.Status.Phase == corev1.PodSucceeded
 }
