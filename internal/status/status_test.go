@@ -137,7 +137,7 @@ func TestFinalize(t *testing.T) {
 		},
 		{
 			name: "why a workload waits, in the kubelet's words", obs: observed(1, ordersCrashing, ordersDBPending),
-			ready: cond{F, ReasonProgressing, "waiting for orders-db 0/1 (pod staging-orders-db-0: unschedulable: ", 0},
+			ready:       cond{F, ReasonProgressing, "waiting for orders-db 0/1 (pod staging-orders-db-0: unschedulable: ", 0},
 			reconciling: cond{T, ReasonProgressing, "orders 0/1 (pod staging-orders-6f7c-x2: container orders CrashLoopBackOff: back-off 40s", 0},
 			stalled:     cond{F, ReasonProgressing, "making progress", 0},
 			others: map[string]cond{

@@ -24,8 +24,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/shopplatform/shop-operator/internal/localcluster"
-	"github.com/shopplatform/shop-operator/internal/podreason"
 	"github.com/shopplatform/shop-operator/internal/localstack"
+	"github.com/shopplatform/shop-operator/internal/podreason"
 )
 
 // TestNodeRunsPodsAndServices checks what the Shop relies on from the node,
