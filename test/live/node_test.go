@@ -70,7 +70,8 @@ func TestNodeRunsPodsAndServices(t *testing.T) {
 	}
 
 	t.Run("the host reaches a Service by its cluster IP", func(t *testing.T) {
-		body := httpGet(t, ctx, "http://"+svc.Spec.ClusterIP+"/")
+		// kube-proxy programs a new endpoint within a second or so.
+		body := waitHTTP(t, ctx, "http://"+svc.Spec.ClusterIP+"/")
 		if !strings.Contains(body, "hello from web-") {
 			t.Fatalf("GET the Service from the host: %q", body)
 		}
@@ -229,6 +230,22 @@ func httpGet(t *testing.T, ctx context.Context, url string) string {
 	body, err := httpBody(ctx, url)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return body
+}
+
+// waitHTTP GETs url until it answers 200 (at most a minute): a Service's
+// rules reach the node a moment after its endpoints are ready.
+func waitHTTP(t *testing.T, ctx context.Context, url string) string {
+	t.Helper()
+	var body string
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		body, last = httpBody(ctx, url)
+		return last == nil, nil
+	})
+	if err != nil {
+		t.Fatalf("%s did not answer within a minute: %v", url, last)
 	}
 	return body
 }

@@ -61,6 +61,7 @@ func TestShopCheckoutIsTracedAndLogged(t *testing.T) {
 	t.Logf("Shop %s Ready, every pod Ready, %s after kubectl apply", shop.Name, time.Since(applied).Round(time.Second))
 
 	frontend := serviceURL(t, ctx, ns, shop.Name+"-"+render.Frontend, "http")
+	waitHTTP(t, ctx, frontend+"/")
 	orderID := shopperChecksOut(t, ctx, frontend)
 	t.Logf("order %s placed through %s", orderID, frontend)
 
