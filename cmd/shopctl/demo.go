@@ -85,6 +85,8 @@ prints their status: no container runs.`,
 // runDemo runs a Shop on a real node and serves its storefront.
 func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 	say := func(format string, args ...any) { fmt.Fprintf(out, "==> "+format+"\n", args...) }
+	// The operator logs in its pod; this process's clients have nothing to say.
+	ctrl.SetLogger(logr.Discard())
 	if os.Geteuid() != 0 {
 		return errors.New("the real node needs root (containerd, network namespaces, cgroups), as kind needs Docker: run `sudo make demo`, or `make demo DEMO_FLAGS=--nodes=kwok` for fake nodes on which nothing runs")
 	}
@@ -142,6 +144,15 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 		return err
 	}
 	say("Shop %s Ready with every pod Ready %s after it was applied", shop.Name, time.Since(applied).Round(time.Second))
+	if pods, err := localstack.ShopPods(ctx, cs, shop); err == nil {
+		if mem, err := localstack.MeasureMemory(c, pods); err == nil {
+			var ws, req int64
+			for _, m := range mem {
+				ws, req = ws+m.WorkingSet, req+m.Requests
+			}
+			say("Shop %s memory: %d MiB in use (working set of its %d pods, backends included), %d MiB requested", shop.Name, ws>>20, len(pods), req>>20)
+		}
+	}
 
 	storefront, err := localstack.Forward(ctx, cs, shop.Namespace, shop.Name+"-"+render.Frontend, 8080)
 	if err != nil {

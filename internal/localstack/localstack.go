@@ -13,6 +13,8 @@ package localstack
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/shopplatform/shop-operator/internal/localcluster"
@@ -83,7 +86,19 @@ func BuildImages(ctx context.Context, nodeBin string, log io.Writer) ([]Image, e
 	if err != nil {
 		return nil, err
 	}
-	out := filepath.Join(cache, "images", "local")
+	// One directory per checkout: two worktrees build different shopd and
+	// operator images, and a run imports the tarballs after its build.
+	sum := sha256.Sum256([]byte(root))
+	out := filepath.Join(cache, "images", "local-"+hex.EncodeToString(sum[:4]))
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, err
+	}
+	// Two runs from one checkout (a demo beside a test) build in turn.
+	unlock, err := lockFile(filepath.Join(out, ".lock"))
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	ctx, cancel := context.WithTimeout(ctx, 45*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "go", "run", ".", "-local", "-out", out, "-node-bin", nodeBin, "-root", root)
@@ -94,6 +109,19 @@ func BuildImages(ctx context.Context, nodeBin string, log io.Writer) ([]Image, e
 		return nil, fmt.Errorf("localstack: building the images (hack/images -local): %w", err)
 	}
 	return readImages(out)
+}
+
+// lockFile holds an exclusive flock on path until the returned func runs.
+func lockFile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
 
 func readImages(dir string) ([]Image, error) {

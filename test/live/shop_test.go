@@ -19,26 +19,30 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
 	"github.com/shopplatform/shop-operator/internal/localstack"
 	"github.com/shopplatform/shop-operator/internal/render"
 )
 
 const chromiumPath = "/usr/bin/chromium"
 
-// TestShopCheckoutIsTracedAndLogged is the platform's main test. A testing
-// Shop is applied; a shopper in Chromium registers, logs in, adds two
-// products and checks out through the deployed storefront, reached through
-// the cluster's own Service networking; the order is confirmed in the orders
-// database; the collector's log pipeline delivers the orders service's "order
-// confirmed" record, whose trace id Jaeger (deployed by the Shop) resolves
-// to a trace with the server spans of frontend, orders, catalog and payment
-// and the database query spans of catalog and orders. Deleting the Shop
-// then removes every pod and keeps the volumes.
-func TestShopCheckoutIsTracedAndLogged(t *testing.T) {
+// liveShop is the testing Shop that TestShop applies and its steps share.
+type liveShop struct {
+	shop     *shopv1.Shop
+	ns       string
+	frontend string // http://<cluster IP>:<port> of the storefront's Service
+}
+
+// TestShop applies one testing Shop, waits until every pod of it is Ready,
+// and runs in order what a running shop must do; a step may rely on what the
+// steps before it did (an order placed, telemetry delivered), and the last
+// one deletes the Shop. One Shop for all steps keeps `make test` short: a
+// new step goes into the list below, in its own file.
+func TestShop(t *testing.T) {
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Fatalf("%s is missing: make test installs Debian's chromium (apt-get install -y chromium)", chromiumPath)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Minute)
 	defer cancel()
 	ns := localstack.Namespace
 	shop, err := localstack.ReadShop("testing")
@@ -59,11 +63,33 @@ func TestShopCheckoutIsTracedAndLogged(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("Shop %s Ready, every pod Ready, %s after kubectl apply", shop.Name, time.Since(applied).Round(time.Second))
+	s := &liveShop{shop: shop, ns: ns, frontend: serviceURL(t, ctx, ns, shop.Name+"-"+render.Frontend, "http")}
+	waitHTTP(t, ctx, s.frontend+"/")
 
-	frontend := serviceURL(t, ctx, ns, shop.Name+"-"+render.Frontend, "http")
-	waitHTTP(t, ctx, frontend+"/")
-	orderID := shopperChecksOut(t, ctx, frontend)
-	t.Logf("order %s placed through %s", orderID, frontend)
+	steps := []struct {
+		name string
+		run  func(*testing.T, context.Context, *liveShop)
+	}{
+		{"CheckoutIsTracedAndLogged", checkoutIsTracedAndLogged},
+		{"DeleteRemovesPodsKeepsVolumes", deleteRemovesPodsKeepsVolumes},
+	}
+	for _, step := range steps {
+		t.Run(step.name, func(t *testing.T) { step.run(t, ctx, s) })
+	}
+}
+
+// checkoutIsTracedAndLogged is the platform's main test: a shopper in
+// Chromium registers, logs in, adds two products and checks out through the
+// deployed storefront, reached through the cluster's own Service networking;
+// the order is confirmed in the orders database; the collector's log
+// pipeline delivers the orders service's "order confirmed" record, whose
+// trace id Jaeger (deployed by the Shop) resolves to a trace with the server
+// spans of frontend, orders, catalog and payment and the database query
+// spans of catalog and orders.
+func checkoutIsTracedAndLogged(t *testing.T, ctx context.Context, s *liveShop) {
+	shop, ns := s.shop, s.ns
+	orderID := shopperChecksOut(t, ctx, s.frontend)
+	t.Logf("order %s placed through %s", orderID, s.frontend)
 
 	// The order is confirmed in the orders database, with both items.
 	row := psql(t, ctx, ns, shop.Name+"-orders-db", "orders",
@@ -84,10 +110,13 @@ func TestShopCheckoutIsTracedAndLogged(t *testing.T) {
 	// Figures for docs/local-cluster.md (measured, never asserted).
 	logMemory(t, ctx, ns)
 	logMemory(t, ctx, "kube-system", "local-path-storage", localstack.OtelOperatorNamespace, localstack.ShopOperatorNamespace)
+}
 
-	// Deleting the Shop removes every pod of it; the volumes that hold
-	// data (the databases' and their backups', which the Shop does not own)
-	// stay, the others (Jaeger's traces) go with it.
+// deleteRemovesPodsKeepsVolumes: deleting the Shop removes every pod of it;
+// the volumes that hold data (the databases' and their backups', which the
+// Shop does not own) stay, the others (Jaeger's traces) go with it.
+func deleteRemovesPodsKeepsVolumes(t *testing.T, ctx context.Context, s *liveShop) {
+	shop, ns := s.shop, s.ns
 	claimsBefore := shopClaims(t, ctx, ns, shop.Name, true)
 	if len(claimsBefore) < 6 {
 		t.Fatalf("retained claims of the testing Shop: %v, want the three databases' and their backups'", claimsBefore)
@@ -95,7 +124,7 @@ func TestShopCheckoutIsTracedAndLogged(t *testing.T) {
 	if err := k8s.Delete(ctx, shop); err != nil {
 		t.Fatal(err)
 	}
-	err = wait.PollUntilContextTimeout(ctx, 2*time.Second, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(ctx, 2*time.Second, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
 		pods, err := localstack.ShopPods(ctx, cs, shop)
 		return err == nil && len(pods) == 0, nil
 	})
