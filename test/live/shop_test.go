@@ -39,6 +39,7 @@ type liveShop struct {
 // one deletes the Shop. One Shop for all steps keeps `make test` short: a
 // new step goes into the list below, in its own file.
 func TestShop(t *testing.T) {
+	t.Parallel() // beside TestDemo
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Fatalf("%s is missing: make test installs Debian's chromium (apt-get install -y chromium)", chromiumPath)
 	}
