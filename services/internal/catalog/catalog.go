@@ -6,6 +6,7 @@ import (
 	"context"
 	"embed"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -40,16 +41,22 @@ type Service struct {
 	verify    *platform.Verifier
 	conflicts metric.Int64Counter
 	reserved  metric.Int64Counter
+	cache     *bodyCache
 }
 
-// New builds the service.
+// New builds the service with the default read cache (CacheOptions{}).
 func New(db *pgxpool.Pool, verify *platform.Verifier) *Service {
+	return NewWithCache(db, verify, CacheOptions{})
+}
+
+// NewWithCache builds the service with the given read cache options.
+func NewWithCache(db *pgxpool.Pool, verify *platform.Verifier, co CacheOptions) *Service {
 	m := otel.Meter("github.com/shopplatform/shop-operator/services/catalog")
 	conflicts, _ := m.Int64Counter("shop.stock.reservation.conflicts",
 		metric.WithDescription("Reservations refused because stock was insufficient."), metric.WithUnit("{reservation}"))
 	reserved, _ := m.Int64Counter("shop.stock.reservations",
 		metric.WithDescription("Reservation state changes by operation (reserve, release, commit)."), metric.WithUnit("{reservation}"))
-	return &Service{db: db, verify: verify, conflicts: conflicts, reserved: reserved}
+	return &Service{db: db, verify: verify, conflicts: conflicts, reserved: reserved, cache: newBodyCache(co)}
 }
 
 // Routes returns the API mux.
@@ -203,6 +210,13 @@ func ParseListQuery(page, token, category, q string) (ListQuery, error) {
 	return lq, nil
 }
 
+// listPage is the body of GET /api/catalog/products (fields in the order
+// the former map encoding gave them).
+type listPage struct {
+	NextPageToken string    `json:"next_page_token"`
+	Products      []Product `json:"products"`
+}
+
 func (s *Service) list(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
 	lq, err := ParseListQuery(v.Get("page_size"), v.Get("page_token"), v.Get("category"), v.Get("q"))
@@ -210,46 +224,75 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request) {
 		platform.WriteProblem(w, r, err)
 		return
 	}
+	key := "list\x00" + strconv.Itoa(lq.PageSize) + "\x00" + lq.After + "\x00" + lq.Category + "\x00" + lq.Q
+	body, gen := s.cache.get(key)
+	if body == nil {
+		if body, err = s.listBody(r.Context(), lq); err != nil {
+			platform.WriteProblem(w, r, err)
+			return
+		}
+		s.cache.put(key, gen, body)
+	}
+	writeBody(w, body)
+}
+
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
+// listBody queries and encodes one listing page.
+func (s *Service) listBody(ctx context.Context, lq ListQuery) ([]byte, error) {
 	like := ""
 	if lq.Q != "" {
-		like = "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(lq.Q) + "%"
+		like = "%" + likeEscaper.Replace(lq.Q) + "%"
 	}
-	rows, err := s.db.Query(r.Context(), `SELECT `+productCols+` FROM products
+	rows, err := s.db.Query(ctx, `SELECT `+productCols+` FROM products
 		WHERE sku > $1 AND ($2 = '' OR category = $2) AND ($3 = '' OR name ILIKE $3 OR description ILIKE $3)
 		ORDER BY sku LIMIT $4`, lq.After, lq.Category, like, lq.PageSize+1)
 	if err != nil {
-		platform.WriteProblem(w, r, err)
-		return
+		return nil, err
 	}
-	products, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Product, error) {
-		p, err := scanProduct(row)
-		return *p, err
-	})
+	products := make([]Product, 0, lq.PageSize+1)
+	var p Product
+	_, err = pgx.ForEachRow(rows, []any{&p.SKU, &p.Name, &p.Description, &p.PriceMinor, &p.Currency, &p.Category, &p.ImageURL, &p.Stock},
+		func() error { products = append(products, p); return nil })
 	if err != nil {
-		platform.WriteProblem(w, r, err)
-		return
+		return nil, err
 	}
-	next := ""
+	page := listPage{Products: products}
 	if len(products) > lq.PageSize {
-		products = products[:lq.PageSize]
-		next = base64.RawURLEncoding.EncodeToString([]byte(products[len(products)-1].SKU))
+		page.Products = products[:lq.PageSize]
+		page.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(page.Products[lq.PageSize-1].SKU))
 	}
-	if products == nil {
-		products = []Product{}
+	return encodeJSON(page)
+}
+
+// encodeJSON encodes v as platform.WriteJSON does (with the trailing newline).
+func encodeJSON(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
 	}
-	platform.WriteJSON(w, http.StatusOK, map[string]any{"products": products, "next_page_token": next})
+	return append(b, '\n'), nil
 }
 
 func (s *Service) get(w http.ResponseWriter, r *http.Request) {
-	p, err := scanProduct(s.db.QueryRow(r.Context(), `SELECT `+productCols+` FROM products WHERE sku=$1`, r.PathValue("sku")))
-	if errors.Is(err, pgx.ErrNoRows) {
-		err = errNotFound
+	sku := r.PathValue("sku")
+	key := "product\x00" + sku
+	body, gen := s.cache.get(key)
+	if body == nil {
+		p, err := scanProduct(s.db.QueryRow(r.Context(), `SELECT `+productCols+` FROM products WHERE sku=$1`, sku))
+		if errors.Is(err, pgx.ErrNoRows) {
+			err = errNotFound
+		}
+		if err == nil {
+			body, err = encodeJSON(p)
+		}
+		if err != nil {
+			platform.WriteProblem(w, r, err)
+			return
+		}
+		s.cache.put(key, gen, body)
 	}
-	if err != nil {
-		platform.WriteProblem(w, r, err)
-		return
-	}
-	platform.WriteJSON(w, http.StatusOK, p)
+	writeBody(w, body)
 }
 
 // Category is a category with the number of its products.
@@ -260,21 +303,35 @@ type Category struct {
 }
 
 func (s *Service) categories(w http.ResponseWriter, r *http.Request) {
-	rows, err := s.db.Query(r.Context(), `SELECT c.slug, c.name, count(p.sku)::int FROM categories c
+	const key = "categories"
+	body, gen := s.cache.get(key)
+	if body == nil {
+		var err error
+		if body, err = s.categoriesBody(r.Context()); err != nil {
+			platform.WriteProblem(w, r, err)
+			return
+		}
+		s.cache.put(key, gen, body)
+	}
+	writeBody(w, body)
+}
+
+func (s *Service) categoriesBody(ctx context.Context) ([]byte, error) {
+	rows, err := s.db.Query(ctx, `SELECT c.slug, c.name, count(p.sku)::int FROM categories c
 		LEFT JOIN products p ON p.category = c.slug GROUP BY c.slug, c.name HAVING count(p.sku) > 0 ORDER BY c.name`)
 	if err != nil {
-		platform.WriteProblem(w, r, err)
-		return
+		return nil, err
 	}
 	cats, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Category])
 	if err != nil {
-		platform.WriteProblem(w, r, err)
-		return
+		return nil, err
 	}
 	if cats == nil {
 		cats = []Category{}
 	}
-	platform.WriteJSON(w, http.StatusOK, map[string]any{"categories": cats})
+	return encodeJSON(struct {
+		Categories []Category `json:"categories"`
+	}{cats})
 }
 
 func (s *Service) upsertCategory(ctx context.Context, tx pgx.Tx, slug string) error {
@@ -316,6 +373,7 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) {
 			}
 			return err
 		})
+		s.cache.invalidate()
 	}
 	auditAdmin(r, "product_create", p, err)
 	if err != nil {
@@ -340,6 +398,7 @@ func (s *Service) update(w http.ResponseWriter, r *http.Request) {
 			}
 			return err
 		})
+		s.cache.invalidate()
 	}
 	auditAdmin(r, "product_update", p, err)
 	if err != nil {
@@ -351,6 +410,7 @@ func (s *Service) update(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) delete(w http.ResponseWriter, r *http.Request) {
 	tag, err := s.db.Exec(r.Context(), `DELETE FROM products WHERE sku=$1`, r.PathValue("sku"))
+	s.cache.invalidate()
 	if err == nil && tag.RowsAffected() == 0 {
 		err = errNotFound
 	}
@@ -546,6 +606,7 @@ func (s *Service) Reserve(ctx context.Context, userID string, req ReserveRequest
 		}
 		return nil
 	})
+	s.cache.invalidate() // stock shown on listings changed
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "23505" {
 		// The same order reserved concurrently: the other transaction won.
@@ -645,6 +706,9 @@ func (s *Service) transition(w http.ResponseWriter, r *http.Request, to string) 
 		res.Status, changed = to, true
 		return nil
 	})
+	if changed && to == "released" {
+		s.cache.invalidate()
+	}
 	if err != nil {
 		platform.WriteProblem(w, r, err)
 		return
@@ -693,6 +757,7 @@ func (s *Service) SweepExpired(ctx context.Context, ttl time.Duration) (int, err
 		return err
 	})
 	if n > 0 {
+		s.cache.invalidate()
 		s.reserved.Add(ctx, int64(n), metric.WithAttributes(attribute.String("operation", "expire")))
 	}
 	return n, err

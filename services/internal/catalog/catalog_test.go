@@ -31,7 +31,9 @@ type env struct {
 	admin    string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { t.Helper(); return newEnvWith(t, CacheOptions{}) }
+
+func newEnvWith(t *testing.T, co CacheOptions) *env {
 	t.Helper()
 	db, err := platform.OpenDB(t.Context(), pgtest.NewDatabase(t), "catalog", Migrations())
 	if err != nil {
@@ -40,7 +42,7 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(db.Close)
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	iss := auth.NewIssuer(key, "shop-auth", "shop", time.Minute)
-	svc := New(db, iss.Verifier())
+	svc := NewWithCache(db, iss.Verifier(), co)
 	e := &env{t: t, svc: svc, issuer: iss}
 	e.customer, _ = iss.Issue("user-1", "c@example.com", "customer")
 	e.other, _ = iss.Issue("user-2", "o@example.com", "customer")
