@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -74,8 +76,15 @@ func newNodeNet(id string, index int) *nodeNet {
 // lockNetworks serialises choosing a block and creating its veth among
 // clusters starting at the same time on this machine. It locks the temporary
 // directory itself, so no lock file is left behind.
-func lockNetworks() (unlock func(), err error) {
-	f, err := os.Open(os.TempDir())
+func lockNetworks() (unlock func(), err error) { return Lock(os.TempDir()) }
+
+// Lock holds an exclusive flock on path (a directory, or a file it creates
+// when missing) until unlock runs: runs on one machine take turns with it.
+func Lock(path string) (unlock func(), err error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		f, err = os.OpenFile(path, os.O_CREATE|os.O_RDONLY, 0o644)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -22,7 +22,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/shopplatform/shop-operator/internal/localcluster"
@@ -94,7 +93,7 @@ func BuildImages(ctx context.Context, nodeBin string, log io.Writer) ([]Image, e
 		return nil, err
 	}
 	// Two runs from one checkout (a demo beside a test) build in turn.
-	unlock, err := lockFile(filepath.Join(out, ".lock"))
+	unlock, err := localcluster.Lock(filepath.Join(out, ".lock"))
 	if err != nil {
 		return nil, err
 	}
@@ -109,19 +108,6 @@ func BuildImages(ctx context.Context, nodeBin string, log io.Writer) ([]Image, e
 		return nil, fmt.Errorf("localstack: building the images (hack/images -local): %w", err)
 	}
 	return readImages(out)
-}
-
-// lockFile holds an exclusive flock on path until the returned func runs.
-func lockFile(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
 
 func readImages(dir string) ([]Image, error) {
