@@ -164,6 +164,11 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 	} else {
 		say("no Jaeger to serve: %v", err)
 	}
+	if prom, err := localstack.Forward(ctx, cs, localstack.MonitoringNamespace, localstack.PrometheusService, 9090); err == nil {
+		lines = append(lines, "prometheus: http://"+prom+"/")
+	} else {
+		say("no Prometheus to serve: %v", err)
+	}
 	fmt.Fprintf(out, "\n%s\n\n", strings.Join(lines, "\n"))
 	if o.exit {
 		return nil

@@ -51,6 +51,11 @@ func Install(ctx context.Context, c *localcluster.Cluster, log io.Writer) error 
 		return err
 	}
 	say("applied the opentelemetry-operator %s (its own config/crd, rbac, manager; webhooks off: no cert-manager)", OtelOperatorVersion)
+	waitMonitoring, err := installMonitoring(ctx, c, cs)
+	if err != nil {
+		return err
+	}
+	say("applied prometheus-operator %s (its own CRDs, RBAC, Deployment) and a Prometheus %s in %s", PrometheusOperatorVersion, PrometheusVersion, MonitoringNamespace)
 	root, err := localcluster.RepoRoot()
 	if err != nil {
 		return err
@@ -64,7 +69,10 @@ func Install(ctx context.Context, c *localcluster.Cluster, log io.Writer) error 
 			return err
 		}
 	}
-	say("both operators Available after %s", time.Since(begin).Round(100*time.Millisecond))
+	if err := waitMonitoring(); err != nil {
+		return err
+	}
+	say("the operators and Prometheus Available after %s", time.Since(begin).Round(100*time.Millisecond))
 	return nil
 }
 

@@ -72,6 +72,7 @@ func TestShop(t *testing.T) {
 		run  func(*testing.T, context.Context, *liveShop)
 	}{
 		{"CheckoutIsTracedAndLogged", checkoutIsTracedAndLogged},
+		{"EveryScrapeTargetIsUp", everyScrapeTargetIsUp},
 		{"DeleteRemovesPodsKeepsVolumes", deleteRemovesPodsKeepsVolumes},
 	}
 	for _, step := range steps {
