@@ -8,7 +8,7 @@
 #   cluster's add-on images hold: CoreDNS, local-path-provisioner,
 #   opentelemetry-operator, postgres_exporter, prometheus-operator and its
 #   prometheus-config-reloader, Prometheus (Debian's lacks Kubernetes
-#   service discovery).
+#   service discovery), Alertmanager and kube-state-metrics.
 #
 #   hack/node-binaries.sh      # prints the directory holding all of them on its last line
 #
@@ -32,6 +32,10 @@ PROMETHEUS_OPERATOR_VERSION=${PROMETHEUS_OPERATOR_VERSION:-0.85.0}
 # Prometheus 3.5.0 (that operator's default) is the module's v0.305.0.
 PROMETHEUS_VERSION=${PROMETHEUS_VERSION:-3.5.0}
 PROMETHEUS_MODULE_VERSION=${PROMETHEUS_MODULE_VERSION:-0.305.0}
+# That operator's default Alertmanager.
+ALERTMANAGER_VERSION=${ALERTMANAGER_VERSION:-0.28.1}
+# The Kubernetes object metrics the Shop's restart panels and alerts read.
+KUBE_STATE_METRICS_VERSION=${KUBE_STATE_METRICS_VERSION:-2.20.0}
 
 CACHE=${SHOP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/shop-operator}
 log() { echo "node-binaries: $*" >&2; }
@@ -125,10 +129,16 @@ done
 install_via_module prometheus "$PROMETHEUS_MODULE_VERSION" "$B/prometheus-$PROMETHEUS_MODULE_VERSION" \
   github.com/prometheus/prometheus/cmd/prometheus \
   -ldflags="-s -X github.com/prometheus/common/version.Version=$PROMETHEUS_VERSION"
+install_via_module alertmanager "$ALERTMANAGER_VERSION" "$B/alertmanager-$ALERTMANAGER_VERSION" \
+  github.com/prometheus/alertmanager/cmd/alertmanager \
+  -ldflags="-s -X github.com/prometheus/common/version.Version=$ALERTMANAGER_VERSION"
+install_via_module kube-state-metrics "$KUBE_STATE_METRICS_VERSION" "$B/kube-state-metrics-$KUBE_STATE_METRICS_VERSION" \
+  k8s.io/kube-state-metrics/v2 \
+  -ldflags="-s -X github.com/prometheus/common/version.Version=v$KUBE_STATE_METRICS_VERSION"
 
 # One directory with every binary, named by the versions in it.
 KEY=$(printf '%s\n' "$RUNC_VERSION" "$CONTAINERD_VERSION" "$CNI_PLUGINS_VERSION" "$KUBE_NETWORK_POLICIES_VERSION" \
-  "$COREDNS_VERSION" "$LOCAL_PATH_PROVISIONER_VERSION" "$OTEL_OPERATOR_VERSION" "$POSTGRES_EXPORTER_VERSION" "$PROMETHEUS_OPERATOR_VERSION" "$PROMETHEUS_MODULE_VERSION" | sha256sum | cut -c1-12)
+  "$COREDNS_VERSION" "$LOCAL_PATH_PROVISIONER_VERSION" "$OTEL_OPERATOR_VERSION" "$POSTGRES_EXPORTER_VERSION" "$PROMETHEUS_OPERATOR_VERSION" "$PROMETHEUS_MODULE_VERSION" "$ALERTMANAGER_VERSION" "$KUBE_STATE_METRICS_VERSION" | sha256sum | cut -c1-12)
 OUT="$B/node-$KEY"
 if [[ ! -f "$OUT/.done" ]]; then
   rm -rf "$OUT" && mkdir -p "$OUT/cni"
@@ -142,6 +152,8 @@ if [[ ! -f "$OUT/.done" ]]; then
   ln "$B/postgres_exporter-$POSTGRES_EXPORTER_VERSION/postgres_exporter" "$OUT/postgres_exporter"
   for f in prometheus-operator prometheus-config-reloader; do ln "$B/$f-$PROMETHEUS_OPERATOR_VERSION/$f" "$OUT/$f"; done
   ln "$B/prometheus-$PROMETHEUS_MODULE_VERSION/prometheus" "$OUT/prometheus"
+  ln "$B/alertmanager-$ALERTMANAGER_VERSION/alertmanager" "$OUT/alertmanager"
+  ln "$B/kube-state-metrics-$KUBE_STATE_METRICS_VERSION/kube-state-metrics" "$OUT/kube-state-metrics"
   cat >"$OUT/VERSIONS" <<EOF
 runc $RUNC_VERSION
 containerd $CONTAINERD_VERSION
@@ -154,6 +166,8 @@ postgres_exporter $POSTGRES_EXPORTER_VERSION
 prometheus-operator $PROMETHEUS_OPERATOR_VERSION
 prometheus-config-reloader $PROMETHEUS_OPERATOR_VERSION
 prometheus $PROMETHEUS_MODULE_VERSION
+alertmanager $ALERTMANAGER_VERSION
+kube-state-metrics $KUBE_STATE_METRICS_VERSION
 EOF
   touch "$OUT/.done"
 fi

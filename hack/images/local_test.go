@@ -38,6 +38,8 @@ var wantLocal = []struct {
 	{"quay.io/prometheus-operator/prometheus-operator:v0.85.0", "65534:65534", []string{"/bin/operator"}, nil},
 	{"quay.io/prometheus-operator/prometheus-config-reloader:v0.85.0", "65534:65534", []string{"/bin/prometheus-config-reloader"}, nil},
 	{"quay.io/prometheus/prometheus:v3.5.0", "65534:65534", []string{"/bin/prometheus"}, nil},
+	{"quay.io/prometheus/alertmanager:v0.28.1", "65534:65534", []string{"/bin/alertmanager"}, nil},
+	{"registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.20.0", "65534:65534", []string{"/kube-state-metrics"}, nil},
 	{"docker.io/jaegertracing/jaeger:2.11.0", "10001:10001", []string{"/jaeger"}, nil},
 	{"localhost/shop-platform/otelcol-shop:0.161.0", "10001:10001", []string{"/otelcol-shop"}, nil},
 	{"docker.io/library/busybox:1.35", "0:0", nil, []string{"sh"}},

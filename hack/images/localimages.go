@@ -20,7 +20,7 @@ import (
 // field is filled by running the repository's script that builds (and
 // caches) it.
 type LocalInputs struct {
-	NodeBin string // hack/node-binaries.sh: coredns, local-path-provisioner, opentelemetry-operator, postgres_exporter, prometheus-operator, prometheus-config-reloader, VERSIONS
+	NodeBin string // hack/node-binaries.sh: coredns, local-path-provisioner, opentelemetry-operator, postgres_exporter, prometheus-operator, prometheus-config-reloader, prometheus, alertmanager, kube-state-metrics, VERSIONS
 	Jaeger  string // hack/otelcol/build-jaeger.sh
 	Otelcol string // hack/otelcol/build.sh
 }
@@ -261,6 +261,14 @@ func localImages(ctx context.Context, root, arch string, in LocalInputs, goOut s
 			at: "/bin/prometheus", tag: prometheusTag,
 			img: localImage{Title: "prometheus", Source: "https://github.com/prometheus/prometheus", Licenses: "Apache-2.0",
 				Accounts: []account{nobodyAccount}, Entrypoint: []string{"/bin/prometheus"}, WorkingDir: "/prometheus", Ports: []string{"9090/tcp"}}},
+		{bin: "alertmanager", versionKey: "alertmanager", module: "github.com/prometheus/alertmanager", repo: "quay.io/prometheus/alertmanager",
+			at: "/bin/alertmanager",
+			img: localImage{Title: "alertmanager", Source: "https://github.com/prometheus/alertmanager", Licenses: "Apache-2.0",
+				Accounts: []account{nobodyAccount}, Entrypoint: []string{"/bin/alertmanager"}, WorkingDir: "/alertmanager", Ports: []string{"9093/tcp"}}},
+		{bin: "kube-state-metrics", versionKey: "kube-state-metrics", module: "k8s.io/kube-state-metrics/v2", repo: "registry.k8s.io/kube-state-metrics/kube-state-metrics",
+			at: "/kube-state-metrics",
+			img: localImage{Title: "kube-state-metrics", Source: "https://github.com/kubernetes/kube-state-metrics", Licenses: "Apache-2.0",
+				Accounts: []account{nobodyAccount}, Entrypoint: []string{"/kube-state-metrics"}, Ports: []string{"8080/tcp", "8081/tcp"}}},
 	}
 	for _, a := range addons {
 		bin, err := readGoBinary(filepath.Join(in.NodeBin, a.bin))

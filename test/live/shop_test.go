@@ -73,6 +73,8 @@ func TestShop(t *testing.T) {
 	}{
 		{"CheckoutIsTracedAndLogged", checkoutIsTracedAndLogged},
 		{"EveryScrapeTargetIsUp", everyScrapeTargetIsUp},
+		{"EveryPanelAndRuleHasData", everyPanelAndRuleHasData},
+		{"AlertsAreRoutedGroupedAndInhibited", alertsAreRoutedGroupedAndInhibited},
 		{"DeleteRemovesPodsKeepsVolumes", deleteRemovesPodsKeepsVolumes},
 	}
 	for _, step := range steps {
