@@ -75,6 +75,7 @@ func TestShop(t *testing.T) {
 		{"EveryScrapeTargetIsUp", everyScrapeTargetIsUp},
 		{"EveryPanelAndRuleHasData", everyPanelAndRuleHasData},
 		{"AlertsAreRoutedGroupedAndInhibited", alertsAreRoutedGroupedAndInhibited},
+		{"PaymentFaultRaisesTheAlert", paymentFaultRaisesTheAlert},
 		{"DeleteRemovesPodsKeepsVolumes", deleteRemovesPodsKeepsVolumes},
 	}
 	for _, step := range steps {
