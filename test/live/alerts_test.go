@@ -91,12 +91,14 @@ func alertsAreRoutedGroupedAndInhibited(t *testing.T, ctx context.Context, s *li
 		StringData: map[string]string{"critical": hooks.url + "/critical", "warning": hooks.url + "/warning"},
 	}
 	mustCreate(t, ctx, secret)
-	patch := client.MergeFrom(s.shop.DeepCopy())
-	s.shop.Spec.Observability.Alerting.Receivers = []shopv1.Receiver{
+	// A copy: the panel step reads s.shop meanwhile.
+	shop := s.shop.DeepCopy()
+	patch := client.MergeFrom(shop.DeepCopy())
+	shop.Spec.Observability.Alerting.Receivers = []shopv1.Receiver{
 		{Name: "oncall", Severity: monitoring.Critical, Webhook: &shopv1.WebhookReceiver{URLSecretRef: shopv1.SecretKeyRef{Name: secret.Name, Key: "critical"}}},
 		{Name: "tickets", Severity: monitoring.Warning, Webhook: &shopv1.WebhookReceiver{URLSecretRef: shopv1.SecretKeyRef{Name: secret.Name, Key: "warning"}}},
 	}
-	if err := k8s.Patch(ctx, s.shop, patch); err != nil {
+	if err := k8s.Patch(ctx, shop, patch); err != nil {
 		t.Fatal(err)
 	}
 
