@@ -341,7 +341,7 @@ func TestSteadyStateMakesNoWrites(t *testing.T) {
 	after, byKeyAfter := writes.snapshot()
 	for k, v := range byKeyAfter {
 		if v != byKeyBefore[k] && strings.Contains(k, "/namespaces/"+ns+"/") {
-			t.Errorf("steady state wrote: %s (%d times)", k, v-byKeyBefore[k])
+			t.Errorf("steady state wrote: %s (%d times), the last: %s", k, v-byKeyBefore[k], writes.lastBody(k))
 		}
 	}
 	t.Logf("operator writes during steady state: %d (all namespaces)", after-before)

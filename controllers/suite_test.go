@@ -133,6 +133,7 @@ func (f levelFilter) Write(p []byte) (int, error) {
 type writeCounter struct {
 	mu    sync.Mutex
 	byKey map[string]int
+	last  map[string]string // the latest body per key, cut short: what a failure shows
 	total atomic.Int64
 }
 
@@ -144,11 +145,38 @@ func (w *writeCounter) wrap(rt http.RoundTripper) http.RoundTripper {
 			if w.byKey == nil {
 				w.byKey = map[string]int{}
 			}
-			w.byKey[req.Method+" "+req.URL.Path]++
+			key := req.Method + " " + req.URL.Path
+			w.byKey[key]++
+			if w.last == nil {
+				w.last = map[string]string{}
+			}
+			w.last[key] = requestBody(req)
 			w.mu.Unlock()
 		}
 		return rt.RoundTrip(req)
 	})
+}
+
+// lastBody is the body of the latest write with that key.
+func (w *writeCounter) lastBody(key string) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last[key]
+}
+
+// requestBody reads a copy of the request's body (client-go's requests can
+// replay theirs), at most 2 KiB of it.
+func requestBody(req *http.Request) string {
+	if req.GetBody == nil {
+		return ""
+	}
+	body, err := req.GetBody()
+	if err != nil {
+		return ""
+	}
+	defer body.Close()
+	b, _ := io.ReadAll(io.LimitReader(body, 2048))
+	return string(b)
 }
 
 func (w *writeCounter) snapshot() (int64, map[string]int) {

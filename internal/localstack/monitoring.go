@@ -164,6 +164,8 @@ spec:
   scrapeInterval: %[6]s
   evaluationInterval: %[6]s
   retention: 2h
+  # Exemplars (trace ids on histogram buckets), which latency panels link to traces by.
+  enableFeatures: [exemplar-storage]
   serviceMonitorSelector: {}
   serviceMonitorNamespaceSelector: {}
   podMonitorSelector: {}

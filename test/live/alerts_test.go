@@ -84,6 +84,49 @@ func (w *alertWebhooks) notifications(path string) []webhookNotification {
 // receiver only, grouped by shop and alertname; its warning twin inhibited;
 // the lone warning at the warning receiver.
 func alertsAreRoutedGroupedAndInhibited(t *testing.T, ctx context.Context, s *liveShop) {
+	hooks := addWebhookReceivers(t, ctx, s)
+	am := serviceURL(t, ctx, localstack.MonitoringNamespace, localstack.AlertmanagerService, "web")
+
+	// The alerts as the Shop's rules label them, firing for 10 minutes.
+	payment := ruleLabels(t, ctx, s, monitoring.AlertPaymentFailures)
+	conflicts := ruleLabels(t, ctx, s, monitoring.AlertStockConflictsSpike)
+	target := map[string]string{"namespace": s.ns, "shop": s.shop.Name}
+	alerts := []map[string]string{
+		with(target, payment[monitoring.Critical], map[string]string{"service": render.Payment}),
+		with(target, payment[monitoring.Warning], map[string]string{"service": render.Payment}),
+		with(target, conflicts[monitoring.Warning], map[string]string{"service": render.Catalog}),
+	}
+	postAlerts(t, ctx, am, alerts, time.Now().Add(10*time.Minute))
+	posted := time.Now()
+
+	// group_wait is 30 s: both groups are sent within a minute.
+	err := wait.PollUntilContextTimeout(ctx, time.Second, 90*time.Second, true, func(context.Context) (bool, error) {
+		return notified(hooks.notifications("/critical"), monitoring.AlertPaymentFailures) &&
+			notified(hooks.notifications("/warning"), monitoring.AlertStockConflictsSpike), nil
+	})
+	if err != nil {
+		t.Fatalf("not delivered within 90 s: critical receiver got %v, warning receiver got %v", hooks.notifications("/critical"), hooks.notifications("/warning"))
+	}
+	t.Logf("both receivers notified %s after the alerts were posted", time.Since(posted).Round(100*time.Millisecond))
+	time.Sleep(5 * time.Second) // a late notification of the inhibited twin would come now
+
+	critical, warning := hooks.notifications("/critical"), hooks.notifications("/warning")
+	checkNotified(t, "critical receiver", critical, monitoring.AlertPaymentFailures, monitoring.Critical, s)
+	checkNotified(t, "warning receiver", warning, monitoring.AlertStockConflictsSpike, monitoring.Warning, s)
+
+	// Resolved notifications wait for group_interval (5 minutes): the long
+	// run (`make chaos`, TestChaosPaymentAlertLifecycle) follows them; here the alerts are withdrawn.
+	postAlerts(t, ctx, am, alerts, time.Now())
+}
+
+// addWebhookReceivers gives the Shop two webhook receivers, oncall
+// (critical) and tickets (warning), whose URLs (in the Secret alert-webhooks)
+// point at a server the test runs, and waits until the Alertmanager has
+// loaded the routing prometheus-operator translated from the Shop's
+// AlertmanagerConfig. It patches a copy of s.shop: other steps read it
+// meanwhile.
+func addWebhookReceivers(t *testing.T, ctx context.Context, s *liveShop) *alertWebhooks {
+	t.Helper()
 	begin := time.Now()
 	hooks := startAlertWebhooks(t)
 	secret := &corev1.Secret{
@@ -91,7 +134,6 @@ func alertsAreRoutedGroupedAndInhibited(t *testing.T, ctx context.Context, s *li
 		StringData: map[string]string{"critical": hooks.url + "/critical", "warning": hooks.url + "/warning"},
 	}
 	mustCreate(t, ctx, secret)
-	// A copy: the panel step reads s.shop meanwhile.
 	shop := s.shop.DeepCopy()
 	patch := client.MergeFrom(shop.DeepCopy())
 	shop.Spec.Observability.Alerting.Receivers = []shopv1.Receiver{
@@ -114,37 +156,7 @@ func alertsAreRoutedGroupedAndInhibited(t *testing.T, ctx context.Context, s *li
 		t.Fatalf("Alertmanager's configuration has no receiver %s within 2 minutes of the Shop naming it:\n%.3000s", want, body)
 	}
 	t.Logf("Alertmanager loaded the Shop's routing %s after the patch", time.Since(begin).Round(100*time.Millisecond))
-
-	// The alerts as the Shop's rules label them, firing for 10 minutes.
-	payment := ruleLabels(t, ctx, s, monitoring.AlertPaymentFailures)
-	conflicts := ruleLabels(t, ctx, s, monitoring.AlertStockConflictsSpike)
-	target := map[string]string{"namespace": s.ns, "shop": s.shop.Name}
-	alerts := []map[string]string{
-		with(target, payment[monitoring.Critical], map[string]string{"service": render.Payment}),
-		with(target, payment[monitoring.Warning], map[string]string{"service": render.Payment}),
-		with(target, conflicts[monitoring.Warning], map[string]string{"service": render.Catalog}),
-	}
-	postAlerts(t, ctx, am, alerts, time.Now().Add(10*time.Minute))
-	posted := time.Now()
-
-	// group_wait is 30 s: both groups are sent within a minute.
-	err = wait.PollUntilContextTimeout(ctx, time.Second, 90*time.Second, true, func(context.Context) (bool, error) {
-		return notified(hooks.notifications("/critical"), monitoring.AlertPaymentFailures) &&
-			notified(hooks.notifications("/warning"), monitoring.AlertStockConflictsSpike), nil
-	})
-	if err != nil {
-		t.Fatalf("not delivered within 90 s: critical receiver got %v, warning receiver got %v", hooks.notifications("/critical"), hooks.notifications("/warning"))
-	}
-	t.Logf("both receivers notified %s after the alerts were posted", time.Since(posted).Round(100*time.Millisecond))
-	time.Sleep(5 * time.Second) // a late notification of the inhibited twin would come now
-
-	critical, warning := hooks.notifications("/critical"), hooks.notifications("/warning")
-	checkNotified(t, "critical receiver", critical, monitoring.AlertPaymentFailures, monitoring.Critical, s)
-	checkNotified(t, "warning receiver", warning, monitoring.AlertStockConflictsSpike, monitoring.Warning, s)
-
-	// Resolved notifications wait for group_interval (5 minutes): the long
-	// run (make alerts) follows them; here the alerts are withdrawn.
-	postAlerts(t, ctx, am, alerts, time.Now())
+	return hooks
 }
 
 // checkNotified: of the notifications about the alerts the test posted

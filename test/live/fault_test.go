@@ -30,33 +30,12 @@ import (
 // Ready as before.
 func paymentFaultRaisesTheAlert(t *testing.T, ctx context.Context, s *liveShop) {
 	begin := time.Now()
-	setFault := func(on bool) {
-		t.Helper()
-		cur := &shopv1.Shop{}
-		if err := k8s.Get(ctx, client.ObjectKeyFromObject(s.shop), cur); err != nil {
-			t.Fatal(err)
-		}
-		patch := client.MergeFrom(cur.DeepCopy())
-		ops := &cur.Spec.Operations
-		ops.FaultInjection.Payment, ops.LoadGenerator.RequestsPerSecond = nil, nil
-		if on {
-			ops.FaultInjection.Payment = &shopv1.PaymentFaultSpec{ErrorPercent: ptr.To[int32](100)}
-			ops.LoadGenerator.RequestsPerSecond = ptr.To[int32](20) // checkout is 5% of the mix
-		}
-		if err := k8s.Patch(ctx, cur, patch); err != nil {
-			t.Fatal(err)
-		}
-		*s.shop = *cur
-		if err := localstack.WaitShop(ctx, k8s, cs, s.shop, 4*time.Minute, t.Logf); err != nil {
-			t.Fatal(err)
-		}
-	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			setFault(false) // leave the Shop healthy for the steps after this one
+			setPaymentFault(t, ctx, s, false) // leave the Shop healthy for the steps after this one
 		}
 	})
-	setFault(true)
+	setPaymentFault(t, ctx, s, true)
 	rolled := time.Now()
 	t.Logf("fault on, payment rolled and the Shop Ready %s after the patch", rolled.Sub(begin).Round(100*time.Millisecond))
 
@@ -84,8 +63,33 @@ func paymentFaultRaisesTheAlert(t *testing.T, ctx context.Context, s *liveShop) 
 		t.Errorf("the provider failure rate has no series while every charge fails (%v)", err)
 	}
 
-	setFault(false)
+	setPaymentFault(t, ctx, s, false)
 	t.Logf("fault off, the Shop Ready again; the step took %s", time.Since(begin).Round(100*time.Millisecond))
+}
+
+// setPaymentFault turns the Shop's payment fault injection on (every charge
+// fails; the load generator at 20 requests/s, as checkout is 5% of its mix)
+// or off (both back to the profile's), and waits until the Shop is Ready.
+func setPaymentFault(t *testing.T, ctx context.Context, s *liveShop, on bool) {
+	t.Helper()
+	cur := &shopv1.Shop{}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(s.shop), cur); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(cur.DeepCopy())
+	ops := &cur.Spec.Operations
+	ops.FaultInjection.Payment, ops.LoadGenerator.RequestsPerSecond = nil, nil
+	if on {
+		ops.FaultInjection.Payment = &shopv1.PaymentFaultSpec{ErrorPercent: ptr.To[int32](100)}
+		ops.LoadGenerator.RequestsPerSecond = ptr.To[int32](20)
+	}
+	if err := k8s.Patch(ctx, cur, patch); err != nil {
+		t.Fatal(err)
+	}
+	*s.shop = *cur
+	if err := localstack.WaitShop(ctx, k8s, cs, s.shop, 4*time.Minute, t.Logf); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // alertState is the state (pending or firing) of an alert of Prometheus

@@ -47,14 +47,47 @@ func TestShop(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Minute)
 	defer cancel()
-	ns := localstack.Namespace
+	s := startTestingShop(t, ctx, localstack.Namespace)
+	ns, shop := s.ns, s.shop
+	// The synthetic checkout runs every five minutes; run it now, as
+	// `kubectl create job --from=cronjob/...` would, so that its series
+	// exist before the panel step looks for them.
+	runCronJobNow(t, ctx, ns, shop.Name+"-synthetic")
+
+	type step struct {
+		name string
+		run  func(*testing.T, context.Context, *liveShop)
+	}
+	// Stages run in order; the steps of one stage run at the same time (they
+	// wait on different clocks: scrapes and rule evaluations, Alertmanager's
+	// configuration reload), which keeps `make test` short.
+	stages := [][]step{
+		{{"CheckoutIsTracedAndLogged", checkoutIsTracedAndLogged}},
+		{{"EveryScrapeTargetIsUp", everyScrapeTargetIsUp}},
+		{{"EveryPanelAndRuleHasData", everyPanelAndRuleHasData}, {"AlertsAreRoutedGroupedAndInhibited", alertsAreRoutedGroupedAndInhibited}, {"ExemplarsResolveToTraces", exemplarsResolveToTraces}},
+		{{"PaymentFaultRaisesTheAlert", paymentFaultRaisesTheAlert}},
+		{{"DeleteRemovesPodsKeepsVolumes", deleteRemovesPodsKeepsVolumes}},
+	}
+	for _, stage := range stages {
+		var wg sync.WaitGroup
+		for _, st := range stage {
+			wg.Go(func() { t.Run(st.name, func(t *testing.T) { st.run(t, ctx, s) }) })
+		}
+		wg.Wait()
+	}
+}
+
+// startTestingShop applies the testing Shop (its stand-ins and namespace
+// first), scraped every 10 s rather than the profile's 30 s so that rates,
+// recording rules and alerts move within the minutes a test has, and waits
+// until every pod of it is Ready and the storefront answers.
+func startTestingShop(t *testing.T, ctx context.Context, ns string) *liveShop {
+	t.Helper()
 	shop, err := localstack.ReadShop("testing")
 	if err != nil {
 		t.Fatal(err)
 	}
 	shop.Namespace = ns
-	// Scraped every 10 s rather than the profile's 30 s, so that rates,
-	// recording rules and alerts move within the minutes this test has.
 	shop.Spec.Observability.Prometheus.ScrapeInterval = "10s"
 	for _, l := range localstack.LocalOverrides(shop, ns) {
 		t.Logf("local override: %s", l)
@@ -71,32 +104,7 @@ func TestShop(t *testing.T) {
 	t.Logf("Shop %s Ready, every pod Ready, %s after kubectl apply", shop.Name, time.Since(applied).Round(time.Second))
 	s := &liveShop{shop: shop, ns: ns, frontend: serviceURL(t, ctx, ns, shop.Name+"-"+render.Frontend, "http")}
 	waitHTTP(t, ctx, s.frontend+"/")
-	// The synthetic checkout runs every five minutes; run it now, as
-	// `kubectl create job --from=cronjob/...` would, so that its series
-	// exist before the panel step looks for them.
-	runCronJobNow(t, ctx, ns, shop.Name+"-synthetic")
-
-	type step struct {
-		name string
-		run  func(*testing.T, context.Context, *liveShop)
-	}
-	// Stages run in order; the steps of one stage run at the same time (they
-	// wait on different clocks: scrapes and rule evaluations, Alertmanager's
-	// configuration reload), which keeps `make test` short.
-	stages := [][]step{
-		{{"CheckoutIsTracedAndLogged", checkoutIsTracedAndLogged}},
-		{{"EveryScrapeTargetIsUp", everyScrapeTargetIsUp}},
-		{{"EveryPanelAndRuleHasData", everyPanelAndRuleHasData}, {"AlertsAreRoutedGroupedAndInhibited", alertsAreRoutedGroupedAndInhibited}},
-		{{"PaymentFaultRaisesTheAlert", paymentFaultRaisesTheAlert}},
-		{{"DeleteRemovesPodsKeepsVolumes", deleteRemovesPodsKeepsVolumes}},
-	}
-	for _, stage := range stages {
-		var wg sync.WaitGroup
-		for _, st := range stage {
-			wg.Go(func() { t.Run(st.name, func(t *testing.T) { st.run(t, ctx, s) }) })
-		}
-		wg.Wait()
-	}
+	return s
 }
 
 // runCronJobNow creates a Job from the CronJob's template, owned by it, as
