@@ -129,16 +129,24 @@ func (f levelFilter) Write(p []byte) (int, error) {
 }
 
 // writeCounter counts the operator's requests that change something: every
-// request that is not a read and not a dry run.
+// request that is not a read and not a dry run. It also counts every request
+// by path (reads and dry runs too), which shows a reconcile in flight.
 type writeCounter struct {
-	mu    sync.Mutex
-	byKey map[string]int
-	last  map[string]string // the latest body per key, cut short: what a failure shows
-	total atomic.Int64
+	mu     sync.Mutex
+	byKey  map[string]int
+	last   map[string]string // the latest body per key, cut short: what a failure shows
+	byPath map[string]int
+	total  atomic.Int64
 }
 
 func (w *writeCounter) wrap(rt http.RoundTripper) http.RoundTripper {
 	return roundTripper(func(req *http.Request) (*http.Response, error) {
+		w.mu.Lock()
+		if w.byPath == nil {
+			w.byPath = map[string]int{}
+		}
+		w.byPath[req.URL.Path]++
+		w.mu.Unlock()
 		if req.Method != http.MethodGet && req.URL.Query().Get("dryRun") == "" {
 			w.total.Add(1)
 			w.mu.Lock()
@@ -155,6 +163,19 @@ func (w *writeCounter) wrap(rt http.RoundTripper) http.RoundTripper {
 		}
 		return rt.RoundTrip(req)
 	})
+}
+
+// requestsUnder counts the requests, of any kind, to paths containing part.
+func (w *writeCounter) requestsUnder(part string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for path, v := range w.byPath {
+		if strings.Contains(path, part) {
+			n += v
+		}
+	}
+	return n
 }
 
 // lastBody is the body of the latest write with that key.
