@@ -212,22 +212,23 @@ func Children(ctx context.Context, u *unstructured.Unstructured, apis render.API
 	return objs, p.Problems, nil
 }
 
-// hideGenerated replaces every value of the generated Secrets by the
-// placeholder: with a cluster the builders saw the real ones (so the
+// hideGenerated replaces every generated value in the rendered Secrets by
+// the placeholder: with a cluster the builders saw the real ones (so the
 // checksums that roll pods are the operator's), shopctl never prints them.
+// What a builder writes itself (a database's host, its user) stays.
 func hideGenerated(in render.Input, objs []*unstructured.Unstructured) {
-	generated := map[string]bool{}
-	for _, s := range secrets.For(in) {
-		generated[s.Name] = true
-	}
+	generated := secrets.Placeholders(secrets.For(in))
 	placeholder := base64.StdEncoding.EncodeToString([]byte(secrets.Placeholder))
 	for _, u := range objs {
-		if u.GetKind() != "Secret" || !generated[u.GetName()] {
+		keys, ok := generated[u.GetName()]
+		if u.GetKind() != "Secret" || !ok {
 			continue
 		}
 		data, _, _ := unstructured.NestedMap(u.Object, "data")
 		for k := range data {
-			data[k] = placeholder
+			if _, gen := keys[k]; gen {
+				data[k] = placeholder
+			}
 		}
 		if data != nil {
 			_ = unstructured.SetNestedMap(u.Object, data, "data")
