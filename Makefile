@@ -54,7 +54,7 @@ kube-binaries: ## Build (once, cached by version) kube-apiserver, etcd, controll
 	hack/kube-binaries.sh cluster
 
 .PHONY: test-tools
-test-tools: kube-binaries otelcol postgres ## Everything the operator tests run: Kubernetes binaries, otelcol, promtool, amtool, Postgres.
+test-tools: kube-binaries otelcol postgres local-image-debs ## Everything the operator tests run: Kubernetes binaries, otelcol, Jaeger, promtool, amtool, Postgres, busybox.
 	hack/prometheus-tools.sh
 
 .PHONY: postgres
@@ -71,7 +71,7 @@ node-tools: ## Build (once, cached by version) what a real node runs: kubelet, k
 # doing runs after m.Run in its TestMain).
 .PHONY: test-operator
 test-operator: test-tools ## Operator tests: real API server, real CRDs, otelcol, promtool, a local cluster with kwok nodes.
-	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh cluster | tail -1)" SHOP_OTELCOL="$(SHOP_OTELCOL)" SHOP_E2E=1 \
+	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh cluster | tail -1)" SHOP_OTELCOL="$(SHOP_OTELCOL)" SHOP_JAEGER="$(SHOP_JAEGER)" SHOP_E2E=1 \
 		go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v -e '/controllers$$' -e '/test/live$$')
 	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh cluster | tail -1)" go test $(GO_TEST_FLAGS) -shuffle=on ./controllers
 

@@ -61,6 +61,21 @@ func stalledAt(gen int64) shopv1.ShopStatus {
 	return st
 }
 
+// faultySpec injects payment faults.
+func faultySpec() shopv1.ShopSpec {
+	spec := shopv1.ShopSpec{}
+	spec.Operations.FaultInjection.Payment = &shopv1.PaymentFaultSpec{
+		ErrorPercent: ptr.To[int32](50), Latency: &metav1.Duration{Duration: 200 * time.Millisecond},
+	}
+	return spec
+}
+
+// faultyAt is a Shop Ready at generation gen while injecting faults.
+func faultyAt(gen int64) shopv1.ShopStatus {
+	return Finalize(readyAt(gen-1), &Observation{Generation: gen, Reached: Observed,
+		Input: input(faultySpec(), gen), Components: []Component{frontendReady, ordersDBReady}})
+}
+
 func input(spec shopv1.ShopSpec, gen int64) render.Input {
 	shop := rendertest.Shop(spec)
 	shop.Generation = gen
@@ -247,6 +262,32 @@ func TestFinalize(t *testing.T) {
 			name: "paused: only Reconciling changes", prev: readyAt(1), obs: &Observation{Generation: 2, Paused: true},
 			ready: cond{T, ReasonSucceeded, "before", 1}, reconciling: cond{F, ReasonPaused, "spec.paused is true", 0}, stalled: cond{F, ReasonSucceeded, "before", 1},
 			observedGeneration: 1, readyComponents: "2/2", components: 2, lastTransitionKept: true,
+		},
+		{
+			name: "fault injection on: said in FaultInjection, still Ready", prev: readyAt(1),
+			obs: with(observed(2, frontendReady, ordersDBReady), func(o *Observation) {
+				o.Input = input(faultySpec(), 2)
+			}),
+			ready: cond{T, ReasonSucceeded, "all 2 components are ready", 0}, reconciling: cond{F, ReasonSucceeded, "", 0}, stalled: cond{F, ReasonSucceeded, "", 0},
+			others: map[string]cond{
+				shopv1.ConditionFaultInjection: {T, ReasonFaultsInjected, "payment: error ratio 0.5, added latency 200ms (on purpose", 0},
+			},
+			observedGeneration: 2, readyComponents: "2/2", components: 2, lastTransitionKept: true,
+		},
+		{
+			name: "fault injection switched off: the condition goes", prev: faultyAt(2), obs: observed(3, frontendReady, ordersDBReady),
+			ready: cond{T, ReasonSucceeded, "", 0}, reconciling: cond{F, ReasonSucceeded, "", 0}, stalled: cond{F, ReasonSucceeded, "", 0},
+			others:             map[string]cond{shopv1.ConditionFaultInjection: {}},
+			observedGeneration: 3, readyComponents: "2/2", components: 2, lastTransitionKept: true,
+		},
+		{
+			name: "fault injection switched off in a refused spec: the pods still inject, the condition stays", prev: faultyAt(2),
+			obs:   &Observation{Generation: 3, Reached: Referenced, Input: input(shopv1.ShopSpec{}, 3), Refused: refused},
+			ready: cond{F, ReasonRenderFailed, "", 0}, reconciling: cond{F, ReasonRenderFailed, "", 0}, stalled: cond{T, ReasonRenderFailed, "", 0},
+			others: map[string]cond{
+				shopv1.ConditionFaultInjection: {T, ReasonFaultsInjected, "payment: error ratio 0.5", 2},
+			},
+			observedGeneration: 3, readyComponents: "2/2", components: 2,
 		},
 		{
 			name: "a reconcile that ends without observing is reported, not Ready", prev: readyAt(1),
