@@ -24,7 +24,6 @@ import (
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
 	"github.com/shopplatform/shop-operator/internal/cli"
 	"github.com/shopplatform/shop-operator/internal/engine"
-	"github.com/shopplatform/shop-operator/internal/profile"
 	"github.com/shopplatform/shop-operator/internal/render"
 	"github.com/shopplatform/shop-operator/internal/secrets"
 )
@@ -109,7 +108,11 @@ func compareWithOperator(t *testing.T, ns, name, file, kubeconfig string) string
 			return false, "printed nothing"
 		}
 		shop := getShop(t, ns, name)
-		generated := secrets.Placeholders(secrets.For(render.Input{Shop: shop, Spec: profile.Resolve(shop.Spec)}))
+		offline, err := engine.Prepare(ctx, shop, render.AllAPIs, nil, engine.Placeholders)
+		if err != nil {
+			return false, err.Error()
+		}
+		generated := offline.Input.Generated
 		var keys []string
 		for _, u := range printed {
 			keys = append(keys, engine.Key(u))
