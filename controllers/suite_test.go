@@ -41,6 +41,8 @@ var (
 	// auditLog is the API server's audit log: TestOperatorRoleIsMinimal
 	// reads what the operator did with its role, after every test.
 	auditLog string
+	// adminConfig connects to the suite's API server as its admin.
+	adminConfig *rest.Config
 )
 
 func TestMain(m *testing.M) {
@@ -55,7 +57,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	k8s, auditLog = env.Client, env.AuditLog
+	k8s, auditLog, adminConfig = env.Client, env.AuditLog, env.Config
 	stop, err := startOperator(env, ctrl.Options{}, writes.wrap)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
