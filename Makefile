@@ -37,8 +37,9 @@ verify-generated: manifests generate bundle ## Fail when generated files (deepco
 .PHONY: fmt vet
 fmt: ## gofmt the tree.
 	gofmt -w $$(git ls-files '*.go')
-vet: ## go vet both modules.
+vet: ## go vet both modules (and the chaos runs, which `make test` does not run, so they still build).
 	go vet ./...
+	go vet -tags chaos ./test/live
 
 ##@ Test
 
@@ -81,6 +82,12 @@ LIVE_TIMEOUT ?= 45m
 test-live: node-tools ## The platform on a real node: pods run, a shopper checks out in Chromium, the trace and logs arrive (needs root).
 	$(MAKE) -C services browser-deps
 	SHOP_E2E=1 go test $(GO_TEST_FLAGS) -timeout $(LIVE_TIMEOUT) -v ./test/live
+
+# The long runs (TestChaos*, built with -tags chaos) are bounded and kept out
+# of `make test`, which has a short case of each kind.
+.PHONY: chaos
+chaos: node-tools ## The long fault runs on a real node, out of `make test` (about 35 min): a payment alert fires, is delivered and resolves.
+	SHOP_E2E=1 go test $(GO_TEST_FLAGS) -tags chaos -timeout 65m -v -run '^TestChaos' ./test/live
 
 .PHONY: test-services
 test-services: otelcol ## The commerce services' tests (real Postgres, real browser, the real collector).

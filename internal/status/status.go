@@ -225,7 +225,7 @@ func exporters(c conditions, in render.Input, problems Problems) {
 			c.remove(t)
 			continue
 		}
-		if mine := problems.About(Exporter(e.Name)); len(mine) > 0 {
+		if mine := problems.About(render.Exporter(e.Name)); len(mine) > 0 {
 			c.set(t, false, ReasonSecretMissing, join(mine, "; ")+"; the other exporters keep working")
 			continue
 		}
@@ -276,7 +276,7 @@ func workloads(c conditions, components []Component, problems Problems) []Compon
 			waiting = append(waiting, comp)
 		}
 	}
-	switch dbProblems := problems.In(AreaDatabase); {
+	switch dbProblems := problems.In(render.AreaDatabase); {
 	case len(dbProblems) > 0:
 		c.set(shopv1.ConditionDatabasesReady, false, ReasonSecretMissing, join(dbProblems, "; "))
 	case len(dbWaiting) > 0:

@@ -98,10 +98,10 @@ var (
 	ordersDBPending = Component{Name: "orders-db", Kind: "StatefulSet", Database: true, Ready: 0, Total: 1,
 		Why: "pod staging-orders-db-0: unschedulable: 0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims."}
 
-	ordersSecretMissing = Problem{Kind: SecretNotFound, Subject: DatabaseOf("orders"), Secret: "orders-pg", Blocking: true}
-	datadogKeyMissing   = Problem{Kind: SecretKeyMissing, Subject: Exporter("datadog"), Secret: "dd", Key: "api-key"}
-	bucketMissing       = Problem{Kind: SecretNotFound, Subject: BackupUploadOf("orders"), Secret: "orders-bucket"}
-	adminKeyMissing     = Problem{Kind: SecretKeyMissing, Subject: Admin, Secret: "shop-admin", Key: "password"}
+	ordersSecretMissing = Problem{Kind: SecretNotFound, Subject: render.DatabaseOf("orders"), Secret: "orders-pg", Blocking: true}
+	datadogKeyMissing   = Problem{Kind: SecretKeyMissing, Subject: render.Exporter("datadog"), Secret: "dd", Key: "api-key"}
+	bucketMissing       = Problem{Kind: SecretNotFound, Subject: render.BackupUploadOf("orders"), Secret: "orders-bucket"}
+	adminKeyMissing     = Problem{Kind: SecretKeyMissing, Subject: render.AdminAccount, Secret: "shop-admin", Key: "password"}
 
 	refused = errors.New(`rendering backups: databases.orders.managed.backup.schedule: schedule "0 0 30 2 *" never runs twice`)
 )
@@ -355,9 +355,9 @@ func TestProblemMessages(t *testing.T) {
 		ordersSecretMissing: `orders database: Secret "orders-pg" not found`,
 		datadogKeyMissing:   `datadog exporter: Secret "dd" has no key "api-key"`,
 		bucketMissing:       `orders backup upload: Secret "orders-bucket" not found`,
-		{Kind: SecretNotFound, Subject: AlertRouting, Secret: "slack"}: `alert routing: Secret "slack" not found`,
+		{Kind: SecretNotFound, Subject: render.AlertRouting, Secret: "slack"}: `alert routing: Secret "slack" not found`,
 		adminKeyMissing: `admin account: Secret "shop-admin" has no key "password"`,
-		{Kind: SecretNotFound, Subject: Admin, Secret: "shop-admin"}: `admin account: Secret "shop-admin" not found`,
+		{Kind: SecretNotFound, Subject: render.AdminAccount, Secret: "shop-admin"}: `admin account: Secret "shop-admin" not found`,
 	} {
 		if got := p.String(); got != want {
 			t.Errorf("%+v: %q, want %q", p, got, want)
@@ -367,13 +367,13 @@ func TestProblemMessages(t *testing.T) {
 	if b := ps.Blocking(); len(b) != 1 || b[0] != ordersSecretMissing {
 		t.Errorf("Blocking = %v", b)
 	}
-	if d := ps.About(Exporter("datadog")); len(d) != 1 || d[0] != datadogKeyMissing {
+	if d := ps.About(render.Exporter("datadog")); len(d) != 1 || d[0] != datadogKeyMissing {
 		t.Errorf("About(datadog) = %v", d)
 	}
-	if d := ps.In(AreaBackupUpload); len(d) != 1 || d[0] != bucketMissing {
+	if d := ps.In(render.AreaBackupUpload); len(d) != 1 || d[0] != bucketMissing {
 		t.Errorf("In(backup upload) = %v", d)
 	}
-	if d := ps.About(Admin); len(d) != 1 || d[0] != adminKeyMissing {
+	if d := ps.About(render.AdminAccount); len(d) != 1 || d[0] != adminKeyMissing {
 		t.Errorf("About(admin) = %v", d)
 	}
 }

@@ -47,7 +47,7 @@ func TestMain(m *testing.M) {
 func run(m *testing.M) int {
 	ctrllog.SetLogger(logr.Discard())
 	before := localcluster.SnapshotHost()
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 70*time.Minute) // the cluster lives as long as this: room for make chaos
 	defer cancel()
 	parts, err := localstack.Build(ctx, os.Stderr)
 	if err != nil {
@@ -68,7 +68,7 @@ func run(m *testing.M) int {
 	}
 	fmt.Fprintf(os.Stderr, "live:   %-24s RSS %4d MiB\n", "total", total>>20)
 	code := func() int {
-		if err := localstack.Install(ctx, cluster, os.Stderr); err != nil {
+		if err := localstack.Install(ctx, cluster, os.Stderr, localstack.Options{Monitoring: true}); err != nil {
 			fmt.Fprintln(os.Stderr, "live: FAIL: install:", err)
 			return 1
 		}

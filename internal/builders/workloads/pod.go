@@ -17,8 +17,8 @@ import (
 
 // Container port names (the Service and the probes refer to them).
 const (
-	portHTTP  = "http"
-	portAdmin = "http-admin"
+	portHTTP  = render.HTTPPortName
+	portAdmin = render.AdminPortName
 )
 
 // The UID and GID of the shopd image's non-root user.
