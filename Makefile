@@ -37,9 +37,10 @@ verify-generated: manifests generate bundle ## Fail when generated files (deepco
 .PHONY: fmt vet
 fmt: ## gofmt the tree.
 	gofmt -w $$(git ls-files '*.go')
-vet: ## go vet both modules (and the chaos runs, which `make test` does not run, so they still build).
+vet: ## go vet both modules (and the chaos runs, which `make test` does not run, so they still build); fail on unformatted Go.
 	go vet ./...
 	go vet -tags chaos ./test/live
+	@files=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$files" ]; then echo "gofmt would change: $$files (make fmt)"; exit 1; fi
 
 ##@ Test
 
