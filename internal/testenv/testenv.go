@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -84,6 +85,9 @@ func Start(opts Options) (*Env, error) {
 		CRDDirectoryPaths:     paths,
 		ErrorIfCRDPathMissing: true,
 		Scheme:                scheme.Scheme,
+		// On a loaded machine (make test runs packages side by side) the
+		// API server has taken more than the default 20 s to start.
+		ControlPlaneStartTimeout: 2 * time.Minute,
 	}
 	// Room for the Services of many Shops (the default /24 holds 25 Shops).
 	args := e.ControlPlane.GetAPIServer().Configure()
@@ -104,6 +108,9 @@ func Start(opts Options) (*Env, error) {
 	}
 	cfg, err := e.Start()
 	if err != nil {
+		// What did start (etcd, an API server that was not ready in time)
+		// must not outlive the test binary.
+		_ = e.Stop()
 		_ = env.removeTemp()
 		return nil, fmt.Errorf("starting the test API server: %w", err)
 	}
