@@ -56,8 +56,12 @@ kube-binaries: ## Build (once, cached by version) kube-apiserver, etcd, controll
 	hack/kube-binaries.sh cluster
 
 .PHONY: test-tools
-test-tools: kube-binaries otelcol postgres local-image-debs ## Everything the operator tests run: Kubernetes binaries, otelcol, Jaeger, promtool, amtool, Postgres, busybox.
+test-tools: kube-binaries otelcol postgres local-image-debs kube-score ## Everything the operator tests run: Kubernetes binaries, otelcol, Jaeger, promtool, amtool, Postgres, busybox, kube-score.
 	hack/prometheus-tools.sh
+
+.PHONY: kube-score
+kube-score: ## Build (once, cached by version) kube-score, the linter test/lint runs over every profile's render.
+	hack/kube-score.sh
 
 .PHONY: postgres
 postgres: ## Install Debian's postgresql-15 when missing (the tests' throwaway servers, test/contract's databases).
