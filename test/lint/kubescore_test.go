@@ -1,9 +1,10 @@
 // Package lint runs kube-score (github.com/zegl/kube-score), a linter written
 // by others, over what `shopctl render` prints for each profile's sample Shop
 // (config/samples), and compares its findings with one reviewed file,
-// kube-score-accepted.yaml: each finding that stays, with the reason. A new
-// finding fails the test, and so does an accepted one that no longer occurs,
-// so the file stays true. It lives here, not in a builder package, because it
+// kube-score-accepted.yaml: each finding that stays (check, grade, object,
+// container), with the reason. A new finding fails the test, and so does an
+// accepted one that no longer occurs (or changed grade), so the file stays
+// true. It lives here, not in a builder package, because it
 // reads every builder's output at once (as test/contract does).
 //
 // kube-score comes from hack/kube-score.sh (built once, cached by version
@@ -15,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,9 +36,12 @@ var profiles = []string{"development", "testing", "production"}
 
 const acceptedFile = "kube-score-accepted.yaml"
 
-// accepted is one reviewed kube-score check: the findings that stay and why.
+// accepted is one reviewed kube-score check at one grade: the findings that
+// stay and why. The grade is part of a finding, so one that gets worse (or
+// better) is reviewed again.
 type accepted struct {
 	Check  string `json:"check"`
+	Grade  string `json:"grade"` // critical, warning or almost-ok
 	Reason string `json:"reason"`
 	// Findings are "<profile> <Kind>/<name> [<container>]", the container
 	// left out for a finding about the whole object.
@@ -72,9 +77,11 @@ const (
 	gradeAllOK    = 10
 )
 
-// finding is one thing kube-score reports: a check on one object, or on one
-// of its containers ("<profile> <Kind>/<name> [<container>]").
-type finding struct{ check, what string }
+var gradeNames = map[int]string{gradeCritical: "critical", gradeWarning: "warning", gradeAlmostOK: "almost-ok"}
+
+// finding is one thing kube-score reports: a check at a grade on one
+// object, or on one of its containers ("<profile> <Kind>/<name> [<container>]").
+type finding struct{ check, grade, what string }
 
 func TestKubeScore(t *testing.T) {
 	bin := kubeScore(t)
@@ -85,14 +92,20 @@ func TestKubeScore(t *testing.T) {
 			t.Logf("kube-score on the %s sample: %d OK, %d critical, %d warning (counted as --output-format ci prints them)",
 				profile, counts[gradeAllOK]+counts[gradeAlmostOK], counts[gradeCritical], counts[gradeWarning])
 			var added, gone []string
+			byCheck := map[string][]string{}
 			for f, summary := range got {
 				if !want[f] {
-					added = append(added, fmt.Sprintf("  %s:\n  - %s    # %s", f.check, f.what, summary))
+					head := fmt.Sprintf("- check: %s\n  grade: %s\n  findings:", f.check, f.grade)
+					byCheck[head] = append(byCheck[head], fmt.Sprintf("  - %s    # %s", f.what, summary))
 				}
+			}
+			for head, lines := range byCheck {
+				slices.Sort(lines)
+				added = append(added, head+"\n"+strings.Join(lines, "\n"))
 			}
 			for f := range want {
 				if _, ok := got[f]; !ok && strings.HasPrefix(f.what, profile+" ") {
-					gone = append(gone, fmt.Sprintf("  %s: %s", f.check, f.what))
+					gone = append(gone, fmt.Sprintf("  %s (%s): %s", f.check, f.grade, f.what))
 				}
 			}
 			slices.Sort(added)
@@ -148,10 +161,13 @@ func readAccepted(t *testing.T) map[finding]bool {
 		if e.Check == "" || strings.TrimSpace(e.Reason) == "" || len(e.Findings) == 0 {
 			t.Fatalf("%s: every entry needs a check, findings and the reason they stay: %+v", acceptedFile, e)
 		}
+		if !slices.Contains(slices.Collect(maps.Values(gradeNames)), e.Grade) {
+			t.Fatalf("%s: %s: grade %q, want critical, warning or almost-ok", acceptedFile, e.Check, e.Grade)
+		}
 		for _, what := range e.Findings {
-			f := finding{e.Check, what}
+			f := finding{e.Check, e.Grade, what}
 			if out[f] {
-				t.Fatalf("%s: %q is listed twice under %s", acceptedFile, what, e.Check)
+				t.Fatalf("%s: %q is listed twice under %s (%s)", acceptedFile, what, e.Check, e.Grade)
 			}
 			if p, _, _ := strings.Cut(what, " "); !slices.Contains(profiles, p) {
 				t.Fatalf("%s: %q does not start with a profile (%s)", acceptedFile, what, strings.Join(profiles, ", "))
@@ -214,11 +230,15 @@ func score(t *testing.T, bin, profile string, manifests []byte) (map[finding]str
 			if c.Grade >= gradeAllOK {
 				continue
 			}
+			grade, ok := gradeNames[c.Grade]
+			if !ok {
+				t.Fatalf("kube-score graded %s on %s %d, a grade this test does not know", c.Check.ID, object, c.Grade)
+			}
 			if len(c.Comments) == 0 {
-				findings[finding{c.Check.ID, object}] = ""
+				findings[finding{c.Check.ID, grade, object}] = ""
 			}
 			for _, cm := range c.Comments {
-				f := finding{c.Check.ID, strings.TrimSpace(object + " " + cm.Path)}
+				f := finding{c.Check.ID, grade, strings.TrimSpace(object + " " + cm.Path)}
 				findings[f] = strings.TrimPrefix(findings[f]+"; "+cm.Summary, "; ")
 			}
 		}
