@@ -49,7 +49,7 @@ include hack/images/images.mk
 include hack/bundle/bundle.mk
 
 .PHONY: test
-test: verify-generated vet test-operator test-services test-images bundle-validate test-live ## Run every test (unit, golden, envtest, e2e, services, images, bundle, the real node).
+test: verify-generated vet test-operator test-services test-images bundle-validate test-live ## Run every test (unit, golden, kube-score lint, envtest, e2e, services, images, bundle, the real node).
 
 .PHONY: kube-binaries
 kube-binaries: ## Build (once, cached by version) kube-apiserver, etcd, controller-manager, scheduler and kwok.
