@@ -49,15 +49,19 @@ include hack/images/images.mk
 include hack/bundle/bundle.mk
 
 .PHONY: test
-test: verify-generated vet test-operator test-services test-images bundle-validate test-live ## Run every test (unit, golden, envtest, e2e, services, images, bundle, the real node).
+test: verify-generated vet test-operator test-services test-images bundle-validate test-live ## Run every test (unit, golden, kube-score lint, envtest, e2e, services, images, bundle, the real node).
 
 .PHONY: kube-binaries
 kube-binaries: ## Build (once, cached by version) kube-apiserver, etcd, controller-manager, scheduler and kwok.
 	hack/kube-binaries.sh cluster
 
 .PHONY: test-tools
-test-tools: kube-binaries otelcol postgres local-image-debs ## Everything the operator tests run: Kubernetes binaries, otelcol, Jaeger, promtool, amtool, Postgres, busybox.
+test-tools: kube-binaries otelcol postgres local-image-debs kube-score ## Everything the operator tests run: Kubernetes binaries, otelcol, Jaeger, promtool, amtool, Postgres, busybox, kube-score.
 	hack/prometheus-tools.sh
+
+.PHONY: kube-score
+kube-score: ## Build (once, cached by version) kube-score, the linter test/lint runs over every profile's render.
+	hack/kube-score.sh
 
 .PHONY: postgres
 postgres: ## Install Debian's postgresql-15 when missing (the tests' throwaway servers, test/contract's databases).

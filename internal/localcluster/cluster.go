@@ -75,7 +75,7 @@ type Options struct {
 	// kwok-node-<i> and is in zone "zone-<a+i>" (topology.kubernetes.io/zone).
 	Nodes int
 	// NodeResources is each node's capacity and allocatable; default 32 CPUs,
-	// 128Gi memory, 250 pods.
+	// 128Gi memory, 500Gi ephemeral storage, 250 pods.
 	NodeResources corev1.ResourceList
 	// StorageClasses are extra StorageClass names whose claims kwok binds, in
 	// addition to the default class DefaultStorageClass.
@@ -657,6 +657,9 @@ func defaultNodeResources() corev1.ResourceList {
 	return corev1.ResourceList{
 		corev1.ResourceCPU:    resource.MustParse("32"),
 		corev1.ResourceMemory: resource.MustParse("128Gi"),
-		corev1.ResourcePods:   resource.MustParse("250"),
+		// The builders request ephemeral storage for every container: a
+		// node without it schedules none of them.
+		corev1.ResourceEphemeralStorage: resource.MustParse("500Gi"),
+		corev1.ResourcePods:             resource.MustParse("250"),
 	}
 }

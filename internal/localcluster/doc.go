@@ -31,10 +31,10 @@
 // runs: images are never pulled, probes never run.
 //
 // The fake nodes (Options.Nodes, default 2, named kwok-node-<i>) have no
-// taints, 32 CPUs, 128Gi and 250 pods each (Options.NodeResources), a /20 pod
-// CIDR each, and the labels kubernetes.io/hostname and
-// topology.kubernetes.io/zone=zone-a, zone-b, ..., so pod topology spread and
-// anti-affinity constraints are meaningful.
+// taints, 32 CPUs, 128Gi memory, 500Gi ephemeral storage and 250 pods each
+// (Options.NodeResources), a /20 pod CIDR each, and the labels
+// kubernetes.io/hostname and topology.kubernetes.io/zone=zone-a, zone-b, ...,
+// so pod topology spread and anti-affinity constraints are meaningful.
 //
 // # Persistent volumes
 //

@@ -30,7 +30,16 @@ type Resolved struct {
 	PodDisruptionBudgets bool
 	// TopologySpread spreads replicas over zones and nodes.
 	TopologySpread bool
+	// CPULimits: every container has a CPU limit, CPULimitFactor times its
+	// request, the ones the builders size themselves (sidecars, jobs,
+	// backends) as well as the ones the profile sizes. Production only:
+	// elsewhere no container has one, since a CPU limit throttles a pod even
+	// on an idle node, which on small clusters only slows tests and demos.
+	CPULimits bool
 }
+
+// CPULimitFactor is a CPU limit's multiple of the request: room for bursts.
+const CPULimitFactor = 4
 
 // Resolve returns the effective spec of a Shop: profile defaults of its
 // environment, overridden by every value the user set.
@@ -121,7 +130,7 @@ func production() Resolved {
 		backends: shopv1.BackendExternal, lokiRetention: 168 * time.Hour,
 		scrapeInterval: "15s", rules: true, routing: true, availability: "99.9", latencyGoal: "99",
 	})
-	r.PodDisruptionBudgets, r.TopologySpread = true, true
+	r.PodDisruptionBudgets, r.TopologySpread, r.CPULimits = true, true, true
 	return r
 }
 
@@ -239,7 +248,7 @@ func resources(cpu, memory string, limits bool) *corev1.ResourceRequirements {
 		c, m := r.Requests[corev1.ResourceCPU], r.Requests[corev1.ResourceMemory]
 		// Room for bursts: 4x the CPU request, 2x the memory request.
 		r.Limits = corev1.ResourceList{
-			corev1.ResourceCPU:    *resource.NewMilliQuantity(c.MilliValue()*4, resource.DecimalSI),
+			corev1.ResourceCPU:    *resource.NewMilliQuantity(c.MilliValue()*CPULimitFactor, resource.DecimalSI),
 			corev1.ResourceMemory: *resource.NewQuantity(m.Value()*2, resource.BinarySI),
 		}
 	}

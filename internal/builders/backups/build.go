@@ -169,14 +169,11 @@ func podTemplate(in render.Input, svc string, m *shopv1.ManagedDatabase, name st
 			EnableServiceLinks:           ptr.To(false),
 			SecurityContext:              render.PodSecurity(postgresUID),
 			Containers: []corev1.Container{{
-				Name:    name,
-				Image:   image(m),
-				Command: command,
-				Env:     env,
-				Resources: corev1.ResourceRequirements{
-					Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
-					Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("512Mi")},
-				},
+				Name:      name,
+				Image:     image(m),
+				Command:   command,
+				Env:       env,
+				Resources: render.WithEphemeralStorage(in.Resources("50m", "64Mi", "512Mi"), resource.Quantity{}),
 				VolumeMounts: []corev1.VolumeMount{
 					{Name: "backups", MountPath: BackupDir, ReadOnly: readOnly},
 					{Name: "tmp", MountPath: "/tmp"},

@@ -70,11 +70,8 @@ func withUpload(in render.Input, svc string, s3 *shopv1.BackupS3Spec, pod *corev
 			{Name: "S3_PREFIX", Value: in.Shop.Namespace + "/" + in.Shop.Name + "/"},
 			{Name: "LOG_LEVEL", Value: "info"},
 		},
-		Resources: corev1.ResourceRequirements{
-			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
-			// Multipart uploads buffer a few 16 MiB parts at once.
-			Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
-		},
+		// Multipart uploads buffer a few 16 MiB parts at once (memory limit).
+		Resources: render.WithEphemeralStorage(in.Resources("50m", "64Mi", "256Mi"), resource.Quantity{}),
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: "backups", MountPath: BackupDir, ReadOnly: true},
 			{Name: "tmp", MountPath: "/tmp"},

@@ -90,9 +90,10 @@ func jaegerObjects(in render.Input) []client.Object {
 			{Name: "health", ContainerPort: jaegerHealthPort, Protocol: corev1.ProtocolTCP},
 			{Name: "metrics", ContainerPort: TelemetryPort, Protocol: corev1.ProtocolTCP},
 		},
-		ReadinessProbe:  httpProbe("/status", jaegerHealthPort),
-		LivenessProbe:   httpProbe("/status", jaegerHealthPort),
-		Resources:       backendResources("50m", "128Mi"),
+		ReadinessProbe: httpProbe("/status", jaegerHealthPort),
+		LivenessProbe:  httpProbe("/status", jaegerHealthPort),
+		// Memory storage (development) keeps nothing on the data volume.
+		Resources:       render.WithEphemeralStorage(in.Resources("50m", "128Mi", ""), resource.Quantity{}),
 		SecurityContext: render.ContainerSecurity(),
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: "config", MountPath: "/etc/jaeger", ReadOnly: true},
@@ -156,8 +157,10 @@ func lokiObjects(in render.Input) []client.Object {
 
 	var objs []client.Object
 	var dataVolume corev1.VolumeSource
+	var onEmptyDir resource.Quantity
 	if in.Spec.Environment == "development" {
 		dataVolume.EmptyDir = &corev1.EmptyDirVolumeSource{}
+		onEmptyDir = resource.MustParse(lokiDataSize)
 	} else {
 		pvc := dataClaim(in, name, componentLoki, lokiDataSize)
 		objs = append(objs, pvc)
@@ -172,7 +175,7 @@ func lokiObjects(in render.Input) []client.Object {
 			{Name: "grpc", ContainerPort: 9095, Protocol: corev1.ProtocolTCP},
 		},
 		ReadinessProbe:  httpProbe("/ready", lokiPort),
-		Resources:       backendResources("100m", "256Mi"),
+		Resources:       render.WithEphemeralStorage(in.Resources("100m", "256Mi", ""), onEmptyDir),
 		SecurityContext: render.ContainerSecurity(),
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: "config", MountPath: "/etc/loki", ReadOnly: true},
@@ -267,13 +270,6 @@ func httpProbe(path string, port int32) *corev1.Probe {
 		PeriodSeconds:    10,
 		FailureThreshold: 6,
 	}
-}
-
-func backendResources(cpu, memory string) corev1.ResourceRequirements {
-	return corev1.ResourceRequirements{Requests: corev1.ResourceList{
-		corev1.ResourceCPU:    resource.MustParse(cpu),
-		corev1.ResourceMemory: resource.MustParse(memory),
-	}}
 }
 
 // mustYAML marshals a config built from plain maps, which cannot fail.

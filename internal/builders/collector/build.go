@@ -8,6 +8,7 @@ package collector
 import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
@@ -82,9 +83,11 @@ func collectorObject(in render.Input, p plan, name, component string, cfg map[st
 	if env := secretEnv(in, p); len(env) > 0 {
 		spec["env"] = env
 	}
+	var res corev1.ResourceRequirements
 	if col.Resources != nil {
-		spec["resources"] = col.Resources
+		res = *col.Resources
 	}
+	spec["resources"] = render.WithEphemeralStorage(res, resource.Quantity{})
 	if component == componentCollector {
 		// The gateway runs with the k8s_attributes RBAC.
 		spec["serviceAccount"] = in.CollectorServiceAccountName()

@@ -145,9 +145,19 @@ func containers(in render.Input, svc string, m *shopv1.ManagedDatabase) []corev1
 	if m.Resources != nil {
 		postgres.Resources = *m.Resources.DeepCopy()
 	}
+	// An ephemeral database keeps its data on an emptyDir, which counts
+	// against the pod's ephemeral storage.
+	var onEmptyDir resource.Quantity
+	if ptr.Deref(m.Ephemeral, false) {
+		onEmptyDir = resource.MustParse("1Gi")
+		if m.StorageSize != nil {
+			onEmptyDir = m.StorageSize.DeepCopy()
+		}
+	}
+	postgres.Resources = render.WithEphemeralStorage(postgres.Resources, onEmptyDir)
 	out := []corev1.Container{postgres}
 	if exporterEnabled(in) {
-		out = append(out, exporter(secret))
+		out = append(out, exporter(in, secret))
 	}
 	return out
 }
@@ -156,7 +166,7 @@ func containers(in render.Input, svc string, m *shopv1.ManagedDatabase) []corev1
 // localhost, so the database needs no extra network exposure. That traffic
 // never leaves the pod's network namespace: TLS would protect nothing, so
 // it stays off (sslmode=disable).
-func exporter(secret string) corev1.Container {
+func exporter(in render.Input, secret string) corev1.Container {
 	return corev1.Container{
 		Name:  "exporter",
 		Image: ExporterImage,
@@ -170,10 +180,7 @@ func exporter(secret string) corev1.Container {
 			ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromString(metricsPortName), Scheme: corev1.URISchemeHTTP}},
 			PeriodSeconds: 10, FailureThreshold: 3, TimeoutSeconds: 5, SuccessThreshold: 1,
 		},
-		Resources: corev1.ResourceRequirements{
-			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
-			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},
-		},
+		Resources:                render.WithEphemeralStorage(in.Resources("10m", "32Mi", "64Mi"), resource.Quantity{}),
 		SecurityContext:          render.ContainerSecurity(),
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 	}

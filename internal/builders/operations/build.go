@@ -184,13 +184,10 @@ func container(in render.Input, component string, env []corev1.EnvVar) corev1.Co
 		Args:            []string{component},
 		Env:             env,
 		VolumeMounts:    []corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}},
-		Resources: corev1.ResourceRequirements{
-			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
-			// Registration hashes passwords (argon2id runs in auth, not
-			// here), so memory stays small; the limit keeps a runaway
-			// generator from starving the shop it measures.
-			Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
-		},
+		// Registration hashes passwords (argon2id runs in auth, not here),
+		// so memory stays small; the memory limit keeps a runaway generator
+		// from starving the shop it measures.
+		Resources:                render.WithEphemeralStorage(in.Resources("50m", "64Mi", "256Mi"), resource.Quantity{}),
 		SecurityContext:          render.ContainerSecurity(),
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 	}

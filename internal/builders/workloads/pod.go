@@ -6,6 +6,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -150,6 +151,7 @@ func container(in render.Input, svc string, w shopv1.WorkloadSpec, mounts []core
 	if w.Resources != nil {
 		c.Resources = *w.Resources.DeepCopy()
 	}
+	c.Resources = render.WithEphemeralStorage(c.Resources, resource.Quantity{})
 	return c
 }
 
