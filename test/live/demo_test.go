@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -31,12 +30,7 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(t.TempDir(), "shopctl")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/shopctl")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/shopctl: %v\n%s", err, out)
-	}
+	bin := shopctlBinary(t)
 
 	before := localcluster.SnapshotHost()
 	demo := exec.CommandContext(ctx, bin, "demo", "--monitoring")

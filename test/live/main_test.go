@@ -13,6 +13,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -38,10 +40,11 @@ var (
 // (useCluster), not before m.Run: TestDemo, which needs none of it, starts
 // its own cluster at the same time instead of after this one is installed.
 var suite struct {
-	once  sync.Once
-	ctx   context.Context
-	parts localstack.Parts
-	err   error
+	once   sync.Once
+	ctx    context.Context
+	parts  localstack.Parts
+	err    error
+	binDir string // what the tests build (shopctl)
 }
 
 // useCluster starts the shared cluster and installs both operators and the
@@ -53,6 +56,31 @@ func useCluster(t *testing.T) {
 		t.Fatalf("the shared cluster: %v", suite.err)
 	}
 }
+
+// shopctlBinary builds cmd/shopctl once, for the tests that run it as a
+// user does.
+func shopctlBinary(t *testing.T) string {
+	t.Helper()
+	bin, err := shopctlBuild()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+var shopctlBuild = sync.OnceValues(func() (string, error) {
+	root, err := localcluster.RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(suite.binDir, "shopctl")
+	build := exec.CommandContext(suite.ctx, "go", "build", "-o", bin, "./cmd/shopctl")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/shopctl: %v\n%s", err, out)
+	}
+	return bin, nil
+})
 
 func startCluster(ctx context.Context, parts localstack.Parts) error {
 	var err error
@@ -100,6 +128,11 @@ func run(m *testing.M) int {
 		return 1
 	}
 	suite.ctx, suite.parts = ctx, parts
+	if suite.binDir, err = os.MkdirTemp("", "live-bin-"); err != nil {
+		fmt.Fprintln(os.Stderr, "live: FAIL:", err)
+		return 1
+	}
+	defer os.RemoveAll(suite.binDir)
 	code := m.Run()
 	if cluster == nil {
 		return code

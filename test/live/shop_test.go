@@ -67,6 +67,9 @@ func TestShop(t *testing.T) {
 		{{"EveryScrapeTargetIsUp", everyScrapeTargetIsUp}},
 		{{"EveryPanelAndRuleHasData", everyPanelAndRuleHasData}, {"AlertsAreRoutedGroupedAndInhibited", alertsAreRoutedGroupedAndInhibited}, {"ExemplarsResolveToTraces", exemplarsResolveToTraces}},
 		{{"PaymentFaultRaisesTheAlert", paymentFaultRaisesTheAlert}},
+		// Alone: the restore pauses the Shop, which the steps that patch it
+		// would wait on.
+		{{"BackupRestoresIntoTheRunningShop", backupRestoresIntoTheRunningShop}},
 		{{"DeleteRemovesPodsKeepsVolumes", deleteRemovesPodsKeepsVolumes}},
 	}
 	for _, stage := range stages {
@@ -241,26 +244,52 @@ func shopperChecksOut(t *testing.T, ctx context.Context, base string) string {
 		}
 		return strings.TrimSpace(v)
 	}
-	email := fmt.Sprintf("live-%d@example.com", time.Now().UnixNano())
+	// submit runs a step that ends on a new page: want, or the storefront's
+	// error page (role="alert"), whose text is then in the failure. On a
+	// starved CPU a backend can time out (the auth service hashes
+	// passwords) and the storefront answers with its error page: a step
+	// that may be repeated is tried again, up to three times.
+	submit := func(what, want string, tries int, actions func() []chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		for try := 1; ; try++ {
+			do(what, append(actions(), chromedp.WaitVisible(chromedp.CSS(want+", [role=alert]")))...)
+			alert, err := chromedp.Run(bctx, chromedp.Evaluate[string](`(document.querySelector("[role=alert]") || {}).innerText || ""`))
+			if err != nil {
+				t.Fatalf("shopper: %s: %v", what, err)
+			}
+			if alert == "" {
+				return
+			}
+			if try >= tries {
+				t.Fatalf("shopper: %s: the storefront answered with its error page (attempt %d of %d): %s", what, try, tries, alert)
+			}
+			t.Logf("shopper: %s: the storefront answered with its error page (attempt %d of %d), again: %s", what, try, tries, alert)
+			time.Sleep(2 * time.Second)
+		}
+	}
+	var email string
 	const password = "correct horse battery"
-	do("register",
-		chromedp.Navigate(base+"/register"),
-		chromedp.WaitVisible(chromedp.CSS("#email")),
-		chromedp.SendKeys(chromedp.CSS("#name"), "Ada Shopper"),
-		chromedp.SendKeys(chromedp.CSS("#email"), email),
-		chromedp.SendKeys(chromedp.CSS("#password"), password),
-		chromedp.Click(chromedp.CSS("#register-submit")),
-		chromedp.WaitVisible(chromedp.CSS(".who")),
-	)
+	submit("register", ".who", 3, func() []chromedp.Action[chromedp.Void] {
+		email = fmt.Sprintf("live-%d@example.com", time.Now().UnixNano()) // a new shopper at each attempt
+		return []chromedp.Action[chromedp.Void]{
+			chromedp.Navigate(base + "/register"),
+			chromedp.WaitVisible(chromedp.CSS("#email")),
+			chromedp.SendKeys(chromedp.CSS("#name"), "Ada Shopper"),
+			chromedp.SendKeys(chromedp.CSS("#email"), email),
+			chromedp.SendKeys(chromedp.CSS("#password"), password),
+			chromedp.Click(chromedp.CSS("#register-submit")),
+		}
+	})
 	do("log out", chromedp.Submit(chromedp.CSS(`form[action="/logout"]`)), chromedp.WaitVisible(chromedp.CSS(`a[href="/login"]`)))
-	do("log in",
-		chromedp.Navigate(base+"/login"),
-		chromedp.WaitVisible(chromedp.CSS("#email")),
-		chromedp.SendKeys(chromedp.CSS("#email"), email),
-		chromedp.SendKeys(chromedp.CSS("#password"), password),
-		chromedp.Click(chromedp.CSS("#login-submit")),
-		chromedp.WaitVisible(chromedp.CSS(".who")),
-	)
+	submit("log in", ".who", 3, func() []chromedp.Action[chromedp.Void] {
+		return []chromedp.Action[chromedp.Void]{
+			chromedp.Navigate(base + "/login"),
+			chromedp.WaitVisible(chromedp.CSS("#email")),
+			chromedp.SendKeys(chromedp.CSS("#email"), email),
+			chromedp.SendKeys(chromedp.CSS("#password"), password),
+			chromedp.Click(chromedp.CSS("#login-submit")),
+		}
+	})
 	if who := text(".who"); !strings.Contains(who, email) {
 		t.Fatalf("shopper: after logging in the header says %q", who)
 	}
@@ -270,26 +299,29 @@ func shopperChecksOut(t *testing.T, ctx context.Context, base string) string {
 		t.Fatalf("shopper: the home page lists %d products to add (%v)", len(skus), err)
 	}
 	for i, sku := range skus[:2] {
-		do("add "+sku,
-			chromedp.Navigate(base+"/products/"+sku),
-			chromedp.WaitVisible(chromedp.CSS("#add-to-cart")),
-			chromedp.Click(chromedp.CSS("#add-to-cart")),
-			chromedp.WaitVisible(chromedp.CSS(`tr[data-sku="`+sku+`"]`)),
-		)
+		// Once: a retry after an add that did go through would add twice.
+		submit("add "+sku, `tr[data-sku="`+sku+`"]`, 1, func() []chromedp.Action[chromedp.Void] {
+			return []chromedp.Action[chromedp.Void]{
+				chromedp.Navigate(base + "/products/" + sku),
+				chromedp.WaitVisible(chromedp.CSS("#add-to-cart")),
+				chromedp.Click(chromedp.CSS("#add-to-cart")),
+			}
+		})
 		if n := text("#cart-count"); n != fmt.Sprint(i+1) {
 			t.Fatalf("shopper: cart badge %q after %d products", n, i+1)
 		}
 	}
-	do("check out",
-		chromedp.Click(chromedp.CSS("#checkout")),
-		chromedp.WaitVisible(chromedp.CSS("#cc-number")),
-		chromedp.SendKeys(chromedp.CSS("#cc-name"), "Ada Shopper"),
-		chromedp.SendKeys(chromedp.CSS("#cc-number"), "4242 4242 4242 4242"),
-		chromedp.SendKeys(chromedp.CSS("#cc-exp"), "12/39"),
-		chromedp.SendKeys(chromedp.CSS("#cc-cvc"), "123"),
-		chromedp.Click(chromedp.CSS("#pay")),
-		chromedp.WaitVisible(chromedp.CSS("#order-id")),
-	)
+	submit("check out", "#order-id", 1, func() []chromedp.Action[chromedp.Void] {
+		return []chromedp.Action[chromedp.Void]{
+			chromedp.Click(chromedp.CSS("#checkout")),
+			chromedp.WaitVisible(chromedp.CSS("#cc-number")),
+			chromedp.SendKeys(chromedp.CSS("#cc-name"), "Ada Shopper"),
+			chromedp.SendKeys(chromedp.CSS("#cc-number"), "4242 4242 4242 4242"),
+			chromedp.SendKeys(chromedp.CSS("#cc-exp"), "12/39"),
+			chromedp.SendKeys(chromedp.CSS("#cc-cvc"), "123"),
+			chromedp.Click(chromedp.CSS("#pay")),
+		}
+	})
 	if h := text("h1"); !strings.Contains(h, "confirmed") {
 		t.Fatalf("shopper: confirmation heading %q", h)
 	}
