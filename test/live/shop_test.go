@@ -72,6 +72,7 @@ func TestShop(t *testing.T) {
 		run  func(*testing.T, context.Context, *liveShop)
 	}{
 		{"CheckoutIsTracedAndLogged", checkoutIsTracedAndLogged},
+		{"NetworkPoliciesAreEnforced", networkPoliciesAreEnforced},
 		{"DeleteRemovesPodsKeepsVolumes", deleteRemovesPodsKeepsVolumes},
 	}
 	for _, step := range steps {

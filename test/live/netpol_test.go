@@ -1,0 +1,375 @@
+package live
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/shopplatform/shop-operator/internal/builders/mesh"
+	"github.com/shopplatform/shop-operator/internal/localcluster"
+	"github.com/shopplatform/shop-operator/internal/podreason"
+	"github.com/shopplatform/shop-operator/internal/policytest"
+	"github.com/shopplatform/shop-operator/internal/render"
+	"github.com/shopplatform/shop-operator/internal/render/rendertest"
+)
+
+// probeIdentity is a pod that opens connections: the labels of one of the
+// Shop's workloads (its pod template's), or of nobody.
+type probeIdentity struct {
+	name   string
+	ns     string
+	labels map[string]string
+}
+
+// probeTarget is one TCP port of a Service and the pod behind it.
+type probeTarget struct {
+	name      string // <service>:<port name>
+	addr      string // <cluster IP>:<port>
+	podLabels map[string]string
+	podPort   int // the pod's port, which NetworkPolicies see
+}
+
+// networkPoliciesAreEnforced: from a pod of each identity (every Deployment
+// and CronJob of the namespace, as its pod template labels it; a pod of the
+// namespace without labels; pods in another namespace and in the monitoring
+// namespace) to every TCP port of every Service of the namespace (the five
+// services, the databases, the collector, Jaeger), a real connection
+// through kube-proxy and the node's enforcer. The expectation of each pair
+// is the NetworkPolicies the cluster holds, evaluated by policytest, the
+// evaluator the mesh builder's tests check against the intended table: every
+// allowed pair connects, every denied one times out or is refused.
+func networkPoliciesAreEnforced(t *testing.T, ctx context.Context, s *liveShop) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	start := time.Now()
+	ns := s.ns
+	ids := probeIdentities(t, ctx, ns)
+	targets := probeTargets(t, ctx, ns)
+	var nps networkingv1.NetworkPolicyList
+	if err := k8s.List(ctx, &nps, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	nsLabels := map[string]map[string]string{}
+	for _, id := range ids {
+		n, err := cs.CoreV1().Namespaces().Get(ctx, id.ns, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nsLabels[id.ns] = n.Labels
+	}
+
+	// The intent, checked in-process, holds for these very objects: payment
+	// admits only orders; databases only their service and backup job. A
+	// cluster without these policies would pass the comparison vacuously.
+	want := func(id probeIdentity, tg probeTarget) bool {
+		ok, err := policytest.NetworkAllows(nps.Items,
+			policytest.Pod{Namespace: ns, Labels: tg.podLabels}, tg.podPort,
+			policytest.Pod{Namespace: id.ns, NamespaceLabels: nsLabels[id.ns], Labels: id.labels})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	sanity := 0
+	for _, tg := range targets {
+		comp := tg.podLabels["app.kubernetes.io/component"]
+		for _, id := range ids {
+			idComp := id.labels["app.kubernetes.io/component"]
+			if id.ns != ns {
+				idComp = ""
+			}
+			if tg.podPort == render.HTTPPort && comp == render.Payment && want(id, tg) != (idComp == render.Orders) {
+				t.Errorf("the cluster's NetworkPolicies admit %s to payment's API port: %v, the intent is orders only", id.name, want(id, tg))
+			}
+			if svc, ok := strings.CutSuffix(comp, "-db"); ok && tg.podPort == render.PostgresPort {
+				sanity++
+				if want(id, tg) != slices.Contains(mesh.DatabaseClientComponents(svc), idComp) {
+					t.Errorf("the cluster's NetworkPolicies admit %s to %s: %v, the intent is %v only", id.name, tg.name, want(id, tg), mesh.DatabaseClientComponents(svc))
+				}
+			}
+		}
+	}
+	if sanity == 0 || len(nps.Items) == 0 {
+		t.Fatalf("no database target (%d) or no NetworkPolicy (%d) in %s", sanity, len(nps.Items), ns)
+	}
+
+	// One probe pod per identity, probeParallel at a time; each connects to
+	// every target in parallel, every connect bounded to 2 s.
+	var addrs []string
+	for _, tg := range targets {
+		addrs = append(addrs, tg.addr)
+	}
+	results := make([]map[int]string, len(ids))
+	var wg sync.WaitGroup
+	errs := make([]error, len(ids))
+	sem := make(chan struct{}, probeParallel)
+	for i, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			results[i], errs[i] = probeFrom(ctx, i, id, addrs)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	allowed, denied, bad := 0, 0, 0
+	for i, id := range ids {
+		for j, tg := range targets {
+			w, got := want(id, tg), results[i][j]
+			if w {
+				allowed++
+			} else {
+				denied++
+			}
+			switch {
+			case w && got != "connected":
+				bad++
+				t.Errorf("%s -> %s (%s, pod port %d): the policies admit it, the connection %s", id.name, tg.name, tg.addr, tg.podPort, got)
+			case !w && got == "connected":
+				bad++
+				t.Errorf("%s -> %s (%s, pod port %d): the policies deny it, it connected", id.name, tg.name, tg.addr, tg.podPort)
+			}
+		}
+	}
+	t.Logf("%d identities x %d targets = %d pairs: %d allowed, %d denied, %d disagree with the policies; step took %s",
+		len(ids), len(targets), len(ids)*len(targets), allowed, denied, bad, time.Since(start).Round(100*time.Millisecond))
+
+	// Defense in depth: with Istio the mesh builder renders NetworkPolicies
+	// for the services too. This cluster serves no Istio, so the Shop runs
+	// in the NetworkPolicy mode; payment's and the databases' policies of
+	// the Istio mode, evaluated for the same pairs, must give what the node
+	// just did: a pod outside the mesh (outsider, another namespace) does
+	// not reach payment at all, whatever the mode.
+	in := rendertest.InputFor(s.shop, render.APIs{Istio: true, OpenTelemetryOperator: true})
+	objs, err := mesh.Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var istioNPs []networkingv1.NetworkPolicy
+	for _, o := range objs {
+		if np, ok := o.(*networkingv1.NetworkPolicy); ok {
+			istioNPs = append(istioNPs, *np)
+		}
+	}
+	compared := 0
+	for j, tg := range targets {
+		comp := tg.podLabels["app.kubernetes.io/component"]
+		if comp != render.Payment && !strings.HasSuffix(comp, "-db") {
+			continue
+		}
+		for i, id := range ids {
+			w, err := policytest.NetworkAllows(istioNPs,
+				policytest.Pod{Namespace: ns, Labels: tg.podLabels}, tg.podPort,
+				policytest.Pod{Namespace: id.ns, NamespaceLabels: nsLabels[id.ns], Labels: id.labels})
+			if err != nil {
+				t.Fatal(err)
+			}
+			compared++
+			if got := results[i][j]; w != (got == "connected") {
+				t.Errorf("Istio mode: %s -> %s: its NetworkPolicies admit it: %v; on the node the connection %s", id.name, tg.name, w, got)
+			}
+		}
+	}
+	t.Logf("Istio mode: %d NetworkPolicies rendered, %d pairs to payment and the databases agree with the node", len(istioNPs), compared)
+}
+
+// probeParallel bounds the probe pods running at once on the one node.
+const probeParallel = 6
+
+// probeIdentities: every Deployment's and CronJob's pod template labels in
+// ns, an unlabelled pod of ns, and unlabelled pods in another namespace and
+// in the monitoring namespace (which the policies admit to admin ports).
+func probeIdentities(t *testing.T, ctx context.Context, ns string) []probeIdentity {
+	t.Helper()
+	var out []probeIdentity
+	deps, err := cs.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range deps.Items {
+		out = append(out, probeIdentity{name: identityName(d.Spec.Template.Labels, d.Name), ns: ns, labels: d.Spec.Template.Labels})
+	}
+	cjs, err := cs.BatchV1().CronJobs(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cjs.Items {
+		l := c.Spec.JobTemplate.Spec.Template.Labels
+		out = append(out, probeIdentity{name: identityName(l, c.Name), ns: ns, labels: l})
+	}
+	out = append(out, probeIdentity{name: "outsider", ns: ns})
+	for _, other := range []string{"netpol-elsewhere", mesh.MonitoringNamespaces[0]} {
+		if _, err := cs.CoreV1().Namespaces().Get(ctx, other, metav1.GetOptions{}); err != nil {
+			mustCreate(t, ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: other}})
+			t.Cleanup(func() {
+				_ = cs.CoreV1().Namespaces().Delete(context.Background(), other, metav1.DeleteOptions{})
+			})
+		}
+		out = append(out, probeIdentity{name: "pod in " + other, ns: other})
+	}
+	return out
+}
+
+func identityName(l map[string]string, fallback string) string {
+	if c := l["app.kubernetes.io/component"]; c != "" {
+		return c
+	}
+	return fallback
+}
+
+// probeTargets: every TCP port of every Service of ns with a cluster IP, and
+// the labels and port of one ready pod behind it.
+func probeTargets(t *testing.T, ctx context.Context, ns string) []probeTarget {
+	t.Helper()
+	svcs, err := cs.CoreV1().Services(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []probeTarget
+	for _, svc := range svcs.Items {
+		if svc.Spec.ClusterIP == "" || svc.Spec.ClusterIP == corev1.ClusterIPNone {
+			continue
+		}
+		eps, err := cs.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + svc.Name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sp := range svc.Spec.Ports {
+			if sp.Protocol != corev1.ProtocolTCP {
+				continue
+			}
+			pod, port := endpointOf(eps.Items, sp.Name)
+			if pod == "" {
+				t.Logf("no ready endpoint for %s:%s, not probed", svc.Name, sp.Name)
+				continue
+			}
+			p, err := cs.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, probeTarget{
+				name:      svc.Name + ":" + sp.Name,
+				addr:      svc.Spec.ClusterIP + ":" + strconv.Itoa(int(sp.Port)),
+				podLabels: p.Labels,
+				podPort:   port,
+			})
+		}
+	}
+	return out
+}
+
+func endpointOf(eps []discoveryv1.EndpointSlice, portName string) (string, int) {
+	for _, es := range eps {
+		for _, p := range es.Ports {
+			if ptr.Deref(p.Name, "") != portName || p.Port == nil {
+				continue
+			}
+			for _, e := range es.Endpoints {
+				if ptr.Deref(e.Conditions.Ready, false) && e.TargetRef != nil && e.TargetRef.Kind == "Pod" {
+					return e.TargetRef.Name, int(*p.Port)
+				}
+			}
+		}
+	}
+	return "", 0
+}
+
+// probeScript connects to every address given as an argument at once, each
+// bounded to 2 s (nc's connect timeout, timeout(1) behind it), and prints
+// "<index> connected" or "<index> <nc's error>".
+const probeScript = `i=0
+for a in "$@"; do
+  ( if e=$(timeout 3 nc -w 2 "${a%:*}" "${a##*:}" -e true 2>&1); then echo "$i connected"; else echo "$i ${e:-timed out}"; fi ) &
+  i=$((i+1))
+done
+wait
+echo done`
+
+// probeFrom runs the probe in a pod of the identity and returns each
+// address's outcome: "connected", "refused" or "timed out" (or nc's words).
+// The pod never becomes ready (its readiness probe fails), so a pod with a
+// service's labels never joins that Service's endpoints.
+func probeFrom(ctx context.Context, i int, id probeIdentity, addrs []string) (map[int]string, error) {
+	name := fmt.Sprintf("netpol-probe-%d-%s", i, strings.NewReplacer(" ", "-", ".", "-").Replace(id.name))
+	if len(name) > 63 {
+		name = strings.TrimRight(name[:63], "-")
+	}
+	spec := restrictedPod(corev1.Container{
+		Name: "probe", Image: localcluster.HelperImage,
+		Command:        append([]string{"sh", "-c", probeScript, "probe"}, addrs...),
+		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"false"}}}},
+	})
+	spec.RestartPolicy = corev1.RestartPolicyNever
+	spec.Containers[0].ImagePullPolicy = corev1.PullNever
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: id.ns, Labels: maps.Clone(id.labels)}, Spec: spec}
+	// A namespace made a moment ago may not have its default ServiceAccount yet.
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, err := cs.CoreV1().Pods(id.ns).Create(ctx, pod, metav1.CreateOptions{})
+		if apierrors.IsForbidden(err) && strings.Contains(err.Error(), "serviceaccount") {
+			return false, nil
+		}
+		return err == nil, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("probe pod for %s: %w", id.name, err)
+	}
+	defer func() {
+		_ = cs.CoreV1().Pods(id.ns).Delete(context.Background(), name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
+	}()
+	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		var err error
+		pod, err = cs.CoreV1().Pods(id.ns).Get(ctx, name, metav1.GetOptions{})
+		return err == nil && (pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed), nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("probe pod for %s did not finish: %s", id.name, podreason.Of(pod))
+	}
+	rc, err := cs.CoreV1().Pods(id.ns).GetLogs(name, &corev1.PodLogOptions{}).Do(ctx).Raw()
+	if err != nil {
+		return nil, fmt.Errorf("logs of the probe pod for %s: %w", id.name, err)
+	}
+	out := map[int]string{}
+	for _, line := range strings.Split(string(rc), "\n") {
+		idx, rest, ok := strings.Cut(line, " ")
+		i, err := strconv.Atoi(idx)
+		if !ok || err != nil {
+			continue
+		}
+		switch {
+		case rest == "connected":
+			out[i] = rest
+		case strings.Contains(rest, "refused"):
+			out[i] = "refused"
+		case strings.Contains(rest, "timed out"), strings.Contains(rest, "imeout"):
+			out[i] = "timed out"
+		default:
+			out[i] = rest
+		}
+	}
+	if !strings.Contains(string(rc), "done") || len(out) != len(addrs) {
+		return nil, fmt.Errorf("probe pod for %s: %d of %d results:\n%s", id.name, len(out), len(addrs), rc)
+	}
+	return out, nil
+}
