@@ -248,12 +248,31 @@ func probeTargets(t *testing.T, ctx context.Context, ns string) []probeTarget {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Services with a cluster IP first: a pod's port behind several Services
+	// (the collector's, with and without a cluster IP) is probed once, as
+	// the policies see one pod and port. Connecting to the same pod and port
+	// through a cluster IP and directly at once could also pick the same
+	// source port for both, which conntrack cannot keep apart after DNAT.
+	headless := func(svc corev1.Service) bool {
+		return svc.Spec.ClusterIP == "" || svc.Spec.ClusterIP == corev1.ClusterIPNone
+	}
+	slices.SortStableFunc(svcs.Items, func(a, b corev1.Service) int {
+		switch {
+		case headless(a) == headless(b):
+			return 0
+		case headless(a):
+			return 1
+		default:
+			return -1
+		}
+	})
 	var out []probeTarget
+	seen := map[string]bool{}
 	for _, svc := range svcs.Items {
 		if svc.Spec.Type == corev1.ServiceTypeExternalName {
 			continue
 		}
-		headless := svc.Spec.ClusterIP == "" || svc.Spec.ClusterIP == corev1.ClusterIPNone
+		headless := headless(svc)
 		eps, err := cs.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + svc.Name})
 		if err != nil {
 			t.Fatal(err)
@@ -266,6 +285,11 @@ func probeTargets(t *testing.T, ctx context.Context, ns string) []probeTarget {
 			if pod == "" {
 				t.Logf("no ready endpoint for %s:%s, not probed", svc.Name, sp.Name)
 				continue
+			}
+			if key := pod + ":" + strconv.Itoa(port); seen[key] {
+				continue
+			} else {
+				seen[key] = true
 			}
 			p, err := cs.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
 			if err != nil {
@@ -303,9 +327,10 @@ func endpointOf(eps []discoveryv1.EndpointSlice, portName string) (string, strin
 	return "", "", 0
 }
 
-// probeParallel bounds the probe pods running at once: the enforcer decides
-// on every first packet in user space, on the node's two cores.
-const probeParallel = 8
+// probeParallel bounds the probe pods running at once (all of the testing
+// Shop's identities): the enforcer decides on every first packet in user
+// space, on the node's two cores.
+const probeParallel = 16
 
 // forEach runs f for 0..n-1, parallel at a time, and fails the test with
 // the first error.
@@ -347,14 +372,14 @@ func (a attempts) String() string {
 
 // probeScript waits a moment (for the enforcer to learn the pod's address),
 // connects to every address given as an argument at once, each bounded to
-// 4 s (nc's connect timeout: the first SYN and two retransmits; timeout(1)
-// behind it), tries a failed one once more 2 s later, and prints
+// 3 s (nc's connect timeout: the first SYN and one retransmit; timeout(1)
+// behind it), tries a failed one once more a second later, and prints
 // "<index> <outcome> | <outcome of the second attempt>".
 const probeScript = `sleep 2
-try() { if e=$(timeout 6 nc -w 4 "${1%:*}" "${1##*:}" -e true 2>&1); then echo connected; else echo ${e:-timed out}; fi; }
+try() { if e=$(timeout 5 nc -w 3 "${1%:*}" "${1##*:}" -e true 2>&1); then echo connected; else echo ${e:-timed out}; fi; }
 i=0
 for a in "$@"; do
-  ( r=$(try "$a"); r2=; if [ "$r" != connected ]; then sleep 2; r2=$(try "$a"); fi; echo "$i $r | $r2" ) &
+  ( r=$(try "$a"); r2=; if [ "$r" != connected ]; then sleep 1; r2=$(try "$a"); fi; echo "$i $r | $r2" ) &
   i=$((i+1))
 done
 wait
