@@ -121,9 +121,15 @@ func networkPoliciesAreEnforced(t *testing.T, ctx context.Context, s *liveShop) 
 	}
 	probing := time.Now()
 	results := make([][]attempts, len(ids))
+	var slowestStart, slowestRun time.Duration
+	var mu sync.Mutex
 	forEach(t, len(ids), probeParallel, func(i int) error {
 		var err error
-		results[i], err = probeFrom(ctx, i, ids[i], addrs)
+		var started, ran time.Duration
+		results[i], started, ran, err = probeFrom(ctx, i, ids[i], addrs)
+		mu.Lock()
+		slowestStart, slowestRun = max(slowestStart, started), max(slowestRun, ran)
+		mu.Unlock()
 		return err
 	})
 	probeTime := time.Since(probing)
@@ -155,9 +161,9 @@ func networkPoliciesAreEnforced(t *testing.T, ctx context.Context, s *liveShop) 
 		}
 		t.Logf("%s (%s) reached %d of %d: %s", id.name, id.ns, len(reached), len(targets), strings.Join(reached, " "))
 	}
-	t.Logf("%d identities x %d targets = %d pairs: %d allowed, %d denied, %d disagree with the policies (%d connected at the second attempt only); probes took %s, the step %s",
+	t.Logf("%d identities x %d targets = %d pairs: %d allowed, %d denied, %d disagree with the policies (%d connected at the second attempt only); probes took %s (the slowest pod to start %s, the slowest probe %s), the step %s",
 		len(ids), len(targets), len(ids)*len(targets), allowed, denied, bad, second,
-		probeTime.Round(100*time.Millisecond), time.Since(start).Round(100*time.Millisecond))
+		probeTime.Round(100*time.Millisecond), slowestStart, slowestRun, time.Since(start).Round(100*time.Millisecond))
 
 	// Defense in depth: with Istio the mesh builder renders NetworkPolicies
 	// for the services too. This cluster serves no Istio, so the Shop runs
@@ -386,10 +392,12 @@ wait
 echo done`
 
 // probeFrom runs the probe in a pod of the identity and returns each
-// address's outcomes. The pod never becomes ready (its readiness probe
+// address's outcomes, how long the pod took from creation to its
+// container's start and how long the probe ran (in whole seconds, as the
+// kubelet reports them). The pod never becomes ready (its readiness probe
 // fails), so a pod with a service's labels never joins that Service's
 // endpoints.
-func probeFrom(ctx context.Context, i int, id probeIdentity, addrs []string) ([]attempts, error) {
+func probeFrom(ctx context.Context, i int, id probeIdentity, addrs []string) (out []attempts, started, ran time.Duration, err error) {
 	name := fmt.Sprintf("netpol-probe-%d-%s", i, strings.NewReplacer(" ", "-", ".", "-").Replace(id.name))
 	if len(name) > 63 {
 		name = strings.TrimRight(name[:63], "-")
@@ -403,7 +411,7 @@ func probeFrom(ctx context.Context, i int, id probeIdentity, addrs []string) ([]
 	spec.Containers[0].ImagePullPolicy = corev1.PullNever
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: id.ns, Labels: maps.Clone(id.labels)}, Spec: spec}
 	// A namespace made a moment ago may not have its default ServiceAccount yet.
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		_, err := cs.CoreV1().Pods(id.ns).Create(ctx, pod, metav1.CreateOptions{})
 		if apierrors.IsForbidden(err) && strings.Contains(err.Error(), "serviceaccount") {
 			return false, nil
@@ -411,7 +419,7 @@ func probeFrom(ctx context.Context, i int, id probeIdentity, addrs []string) ([]
 		return err == nil, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("probe pod for %s: %w", id.name, err)
+		return nil, 0, 0, fmt.Errorf("probe pod for %s: %w", id.name, err)
 	}
 	defer func() {
 		_ = cs.CoreV1().Pods(id.ns).Delete(context.Background(), name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
@@ -422,13 +430,17 @@ func probeFrom(ctx context.Context, i int, id probeIdentity, addrs []string) ([]
 		return err == nil && (pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed), nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("probe pod for %s did not finish: %s", id.name, podreason.Of(pod))
+		return nil, 0, 0, fmt.Errorf("probe pod for %s did not finish: %s", id.name, podreason.Of(pod))
 	}
 	rc, err := cs.CoreV1().Pods(id.ns).GetLogs(name, &corev1.PodLogOptions{}).Do(ctx).Raw()
 	if err != nil {
-		return nil, fmt.Errorf("logs of the probe pod for %s: %w", id.name, err)
+		return nil, 0, 0, fmt.Errorf("logs of the probe pod for %s: %w", id.name, err)
 	}
-	out := make([]attempts, len(addrs))
+	if st := pod.Status.ContainerStatuses; len(st) == 1 && st[0].State.Terminated != nil {
+		term := st[0].State.Terminated
+		started, ran = term.StartedAt.Sub(pod.CreationTimestamp.Time), term.FinishedAt.Sub(term.StartedAt.Time)
+	}
+	out = make([]attempts, len(addrs))
 	seen := 0
 	for _, line := range strings.Split(string(rc), "\n") {
 		idx, rest, ok := strings.Cut(line, " ")
@@ -441,9 +453,9 @@ func probeFrom(ctx context.Context, i int, id probeIdentity, addrs []string) ([]
 		seen++
 	}
 	if !strings.Contains(string(rc), "done") || seen != len(addrs) {
-		return nil, fmt.Errorf("probe pod for %s: %d of %d results:\n%s", id.name, seen, len(addrs), rc)
+		return nil, 0, 0, fmt.Errorf("probe pod for %s: %d of %d results:\n%s", id.name, seen, len(addrs), rc)
 	}
-	return out, nil
+	return out, started, ran, nil
 }
 
 // outcome shortens nc's words.
