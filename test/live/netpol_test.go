@@ -40,7 +40,7 @@ type probeIdentity struct {
 // probeTarget is one TCP port of a Service and the pod behind it.
 type probeTarget struct {
 	name      string // <service>:<port name>
-	addr      string // <cluster IP>:<port>
+	addr      string // <cluster IP>:<port>, or <pod IP>:<pod port> for a headless Service
 	podLabels map[string]string
 	podPort   int // the pod's port, which NetworkPolicies see
 }
@@ -48,9 +48,10 @@ type probeTarget struct {
 // networkPoliciesAreEnforced: from a pod of each identity (every Deployment
 // and CronJob of the namespace, as its pod template labels it; a pod of the
 // namespace without labels; pods in another namespace and in the monitoring
-// namespace) to every TCP port of every Service of the namespace (the five
-// services, the databases, the collector, Jaeger), a real connection
-// through kube-proxy and the node's enforcer. The expectation of each pair
+// namespace) to every pod port behind a TCP port of a Service of the
+// namespace (the five services, the databases, the collector, Jaeger, the
+// Loki stand-in), a real connection through kube-proxy and the node's
+// enforcer. The expectation of each pair
 // is the NetworkPolicies the cluster holds, evaluated by policytest, the
 // evaluator the mesh builder's tests check against the intended table: every
 // allowed pair connects, every denied one times out or is refused.
@@ -160,6 +161,17 @@ func networkPoliciesAreEnforced(t *testing.T, ctx context.Context, s *liveShop) 
 			}
 		}
 		t.Logf("%s (%s) reached %d of %d: %s", id.name, id.ns, len(reached), len(targets), strings.Join(reached, " "))
+	}
+	// Nothing outside the Shop's workloads reaches payment, on any port.
+	for i, id := range ids {
+		if id.labels != nil {
+			continue
+		}
+		for j, tg := range targets {
+			if tg.podLabels["app.kubernetes.io/component"] == render.Payment && results[i][j].connected() {
+				t.Errorf("%s (%s) reached %s", id.name, id.ns, tg.name)
+			}
+		}
 	}
 	t.Logf("%d identities x %d targets = %d pairs: %d allowed, %d denied, %d disagree with the policies (%d connected at the second attempt only); probes took %s (the slowest pod to start %s, the slowest probe %s), the step %s",
 		len(ids), len(targets), len(ids)*len(targets), allowed, denied, bad, second,
