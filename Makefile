@@ -37,8 +37,9 @@ verify-generated: manifests generate bundle ## Fail when generated files (deepco
 .PHONY: fmt vet
 fmt: ## gofmt the tree.
 	gofmt -w $$(git ls-files '*.go')
-vet: ## go vet both modules.
+vet: ## go vet both modules (and the chaos runs, which `make test` does not run, so they still build).
 	go vet ./...
+	go vet -tags chaos ./test/live
 
 ##@ Test
 
@@ -54,7 +55,7 @@ kube-binaries: ## Build (once, cached by version) kube-apiserver, etcd, controll
 	hack/kube-binaries.sh cluster
 
 .PHONY: test-tools
-test-tools: kube-binaries otelcol postgres ## Everything the operator tests run: Kubernetes binaries, otelcol, promtool, amtool, Postgres.
+test-tools: kube-binaries otelcol postgres local-image-debs ## Everything the operator tests run: Kubernetes binaries, otelcol, Jaeger, promtool, amtool, Postgres, busybox.
 	hack/prometheus-tools.sh
 
 .PHONY: postgres
@@ -71,7 +72,7 @@ node-tools: ## Build (once, cached by version) what a real node runs: kubelet, k
 # doing runs after m.Run in its TestMain).
 .PHONY: test-operator
 test-operator: test-tools ## Operator tests: real API server, real CRDs, otelcol, promtool, a local cluster with kwok nodes.
-	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh cluster | tail -1)" SHOP_OTELCOL="$(SHOP_OTELCOL)" SHOP_E2E=1 \
+	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh cluster | tail -1)" SHOP_OTELCOL="$(SHOP_OTELCOL)" SHOP_JAEGER="$(SHOP_JAEGER)" SHOP_E2E=1 \
 		go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v -e '/controllers$$' -e '/test/live$$')
 	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh cluster | tail -1)" go test $(GO_TEST_FLAGS) -shuffle=on ./controllers
 
@@ -81,6 +82,12 @@ LIVE_TIMEOUT ?= 45m
 test-live: node-tools ## The platform on a real node: pods run, a shopper checks out in Chromium, the trace and logs arrive (needs root).
 	$(MAKE) -C services browser-deps
 	SHOP_E2E=1 go test $(GO_TEST_FLAGS) -timeout $(LIVE_TIMEOUT) -v ./test/live
+
+# The long runs (TestChaos*, built with -tags chaos) are bounded and kept out
+# of `make test`, which has a short case of each kind.
+.PHONY: chaos
+chaos: node-tools ## The long fault runs on a real node, out of `make test` (about 25 min): a payment alert fires, is delivered and resolves.
+	SHOP_E2E=1 go test $(GO_TEST_FLAGS) -tags chaos -timeout 50m -v -run '^TestChaos' ./test/live
 
 .PHONY: test-services
 test-services: otelcol ## The commerce services' tests (real Postgres, real browser, the real collector).

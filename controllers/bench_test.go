@@ -15,9 +15,7 @@ import (
 
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
 	"github.com/shopplatform/shop-operator/internal/engine"
-	"github.com/shopplatform/shop-operator/internal/profile"
 	"github.com/shopplatform/shop-operator/internal/render"
-	"github.com/shopplatform/shop-operator/internal/secrets"
 )
 
 // BenchmarkConverge creates N development Shops at once and measures the
@@ -64,9 +62,11 @@ func BenchmarkCreateFloor(b *testing.B) {
 				for i := range n {
 					shop := newShop(ns, fmt.Sprintf("f%d", i), shopv1.ShopSpec{})
 					shop.UID = "00000000-0000-0000-0000-000000000000"
-					in := render.Input{Shop: shop, Spec: profile.Resolve(shop.Spec)}
-					in.Generated = secrets.Placeholders(secrets.For(in))
-					objs, err := engine.Desired(in)
+					p, err := engine.Prepare(ctx, shop, render.APIs{}, nil, engine.Placeholders)
+					if err != nil {
+						b.Fatal(err)
+					}
+					objs, err := engine.Desired(p.Input)
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -136,8 +136,9 @@ var builderErrorCases = []struct {
 // internalErrors are the error sites no spec reaches, and why.
 var internalErrors = map[string]string{
 	"backups/build.go: the %s database is not managed by the operator: restore it with your database's own tools":      "RestoreJob is no part of the desired state: shopctl db restore returns it to its user",
-	"render/lookup.go: generated Secret %s has no values: the controller must fill it before rendering (secrets.Fill)": "the controller fills every generated Secret before rendering",
-	"render/lookup.go: generated Secret %s lacks key %s":                                                               "the controller fills every generated Secret before rendering",
+	"render/lookup.go: generated Secret %s has no values: engine.Prepare must fill it before rendering (secrets.Fill)": "engine.Prepare fills every generated Secret before rendering",
+	"render/lookup.go: generated Secret %s lacks key %s":                                                               "engine.Prepare fills every generated Secret before rendering",
+	"engine/prepare.go: reading Secret %s: %w":                                                                         "the API server failed to answer: retried (ReconcileFailed), whatever the spec",
 	"dashboards/build.go: dashboard %s: %w":                                                                            "the dashboards are built from code, not from the spec; the dashboards' tests build every one",
 	"engine/engine.go: %s and %s both render %s":                                                                       "two builders rendering one object is a bug in the builders; the engine's tests render every profile",
 }

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
+	"github.com/shopplatform/shop-operator/internal/engine"
 	"github.com/shopplatform/shop-operator/internal/render"
 )
 
@@ -46,8 +47,8 @@ func TestEveryOwnedKindIsPruned(t *testing.T) {
 
 	var kinds []schema.GroupVersionKind
 	kinds = append(kinds, baseKinds...)
-	for _, api := range optionalAPIs {
-		kinds = append(kinds, api.kinds...)
+	for _, api := range engine.OptionalAPIs {
+		kinds = append(kinds, api.Kinds...)
 	}
 	var strays []*unstructured.Unstructured
 	for _, gvk := range kinds {

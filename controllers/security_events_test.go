@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
+	"github.com/shopplatform/shop-operator/internal/engine"
 	"github.com/shopplatform/shop-operator/internal/render"
 )
 
@@ -166,8 +167,8 @@ func childNames(t *testing.T, ns, group, kind string) []string {
 
 func kindsOfOptionalAPIs() []schema.GroupVersionKind {
 	var out []schema.GroupVersionKind
-	for _, api := range optionalAPIs {
-		out = append(out, api.kinds...)
+	for _, api := range engine.OptionalAPIs {
+		out = append(out, api.Kinds...)
 	}
 	return out
 }

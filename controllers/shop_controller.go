@@ -40,9 +40,7 @@ import (
 
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
 	"github.com/shopplatform/shop-operator/internal/engine"
-	"github.com/shopplatform/shop-operator/internal/profile"
 	"github.com/shopplatform/shop-operator/internal/render"
-	"github.com/shopplatform/shop-operator/internal/secrets"
 	"github.com/shopplatform/shop-operator/internal/status"
 )
 
@@ -133,20 +131,12 @@ func (r *ShopReconciler) reconcile(ctx context.Context, shop *shopv1.Shop, obs *
 	}
 	r.watchOptionalKinds(kinds)
 
-	in := render.Input{Shop: shop, Spec: profile.Resolve(shop.Spec), APIs: apis}
-	if in.Generated, err = r.generatedSecrets(ctx, in); err != nil {
-		return ctrl.Result{}, err
-	}
-	obs.Input, obs.MissingAPIs, obs.Reached = in, missingAPIs(in), status.Resolved
-
-	problems, referenced, err := r.checkReferences(ctx, in)
+	p, err := engine.Prepare(ctx, shop, apis, r.Direct, engine.Generate)
+	obs.Input, obs.MissingAPIs, obs.Problems, obs.Reached = p.Resolved, p.MissingAPIs, p.Problems, p.Reached
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	in.Referenced = referenced
-	obs.Input, obs.Problems, obs.Reached = in, problems, status.Referenced
-	in = withoutUnreadyExporters(in, problems)
-	in = withoutUnreadyAdmin(in, problems)
+	in, problems := p.Input, p.Problems
 
 	desired, err := engine.Desired(in)
 	if err != nil {
@@ -172,86 +162,6 @@ func (r *ShopReconciler) reconcile(ctx context.Context, shop *shopv1.Shop, obs *
 		return ctrl.Result{RequeueAfter: r.RetryMissing}, nil
 	}
 	return ctrl.Result{RequeueAfter: resync}, nil
-}
-
-// generatedSecrets reads the generated Secrets that exist and fills in the
-// values that are missing (see package secrets: never regenerated).
-func (r *ShopReconciler) generatedSecrets(ctx context.Context, in render.Input) (map[string]map[string][]byte, error) {
-	specs := secrets.For(in)
-	existing := map[string]map[string][]byte{}
-	for _, s := range specs {
-		sec := &corev1.Secret{}
-		err := r.Direct.Get(ctx, client.ObjectKey{Namespace: in.Shop.Namespace, Name: s.Name}, sec)
-		switch {
-		case apierrors.IsNotFound(err):
-		case err != nil:
-			return nil, fmt.Errorf("reading Secret %s: %w", s.Name, err)
-		default:
-			existing[s.Name] = sec.Data
-		}
-	}
-	return secrets.Fill(specs, existing)
-}
-
-// checkReferences checks every Secret the Shop references and returns the
-// problems it finds, and the values of their keys that pods read at start
-// (render.Input.Referenced).
-func (r *ShopReconciler) checkReferences(ctx context.Context, in render.Input) (status.Problems, map[string]map[string][]byte, error) {
-	var problems status.Problems
-	referenced := map[string]map[string][]byte{}
-	for _, ref := range secretRefs(in) {
-		missing := status.Problem{Kind: status.SecretNotFound, Subject: ref.For, Secret: ref.Name, Blocking: ref.Blocking}
-		sec := &corev1.Secret{}
-		err := r.Direct.Get(ctx, client.ObjectKey{Namespace: in.Shop.Namespace, Name: ref.Name}, sec)
-		switch {
-		case apierrors.IsNotFound(err):
-			problems = append(problems, missing)
-		case err != nil:
-			return nil, nil, fmt.Errorf("reading Secret %s: %w", ref.Name, err)
-		default:
-			for _, k := range ref.Keys {
-				if len(sec.Data[k]) == 0 {
-					missing.Kind, missing.Key = status.SecretKeyMissing, k
-					problems = append(problems, missing)
-				}
-			}
-			for _, k := range ref.Rolls {
-				if v := sec.Data[k]; len(v) > 0 {
-					if referenced[ref.Name] == nil {
-						referenced[ref.Name] = map[string][]byte{}
-					}
-					referenced[ref.Name][k] = v
-				}
-			}
-		}
-	}
-	return problems, referenced, nil
-}
-
-// withoutUnreadyExporters switches off every exporter whose Secret is
-// missing, so the collector still starts and the other exporters keep
-// working; the exporter's condition says why it is off.
-func withoutUnreadyExporters(in render.Input, problems status.Problems) render.Input {
-	o := &in.Spec.Observability
-	switches := map[string]**bool{"datadog": &o.Datadog.Enabled, "newrelic": &o.NewRelic.Enabled}
-	for name, enabled := range switches {
-		if len(problems.About(status.Exporter(name))) > 0 {
-			off := false
-			*enabled = &off
-		}
-	}
-	return in
-}
-
-// withoutUnreadyAdmin renders auth without the admin's variables while their
-// Secret or a key is missing: a required secretKeyRef to it would keep auth's
-// pods from starting, for want of an account only an admin needs.
-// ReferencesResolved says what is missing.
-func withoutUnreadyAdmin(in render.Input, problems status.Problems) render.Input {
-	if len(problems.About(status.Admin)) > 0 {
-		in.Spec.Admin = nil
-	}
-	return in
 }
 
 // prune deletes children of this Shop that are no longer desired. It lists
@@ -415,8 +325,8 @@ func (r *ShopReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // allShopsOnCRDChange re-queues every Shop when a CRD of an optional API changes.
 func (r *ShopReconciler) allShopsOnCRDChange(ctx context.Context, obj client.Object) []reconcile.Request {
 	relevant := false
-	for _, api := range optionalAPIs {
-		for _, k := range api.kinds {
+	for _, api := range engine.OptionalAPIs {
+		for _, k := range api.Kinds {
 			relevant = relevant || strings.HasSuffix(obj.GetName(), "."+k.Group)
 		}
 	}

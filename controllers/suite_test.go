@@ -41,6 +41,8 @@ var (
 	// auditLog is the API server's audit log: TestOperatorRoleIsMinimal
 	// reads what the operator did with its role, after every test.
 	auditLog string
+	// adminConfig connects to the suite's API server as its admin.
+	adminConfig *rest.Config
 )
 
 func TestMain(m *testing.M) {
@@ -55,7 +57,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	k8s, auditLog = env.Client, env.AuditLog
+	k8s, auditLog, adminConfig = env.Client, env.AuditLog, env.Config
 	stop, err := startOperator(env, ctrl.Options{}, writes.wrap)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -129,26 +131,75 @@ func (f levelFilter) Write(p []byte) (int, error) {
 }
 
 // writeCounter counts the operator's requests that change something: every
-// request that is not a read and not a dry run.
+// request that is not a read and not a dry run. It also counts every request
+// by path (reads and dry runs too), which shows a reconcile in flight.
 type writeCounter struct {
-	mu    sync.Mutex
-	byKey map[string]int
-	total atomic.Int64
+	mu     sync.Mutex
+	byKey  map[string]int
+	last   map[string]string // the latest body per key, cut short: what a failure shows
+	byPath map[string]int
+	total  atomic.Int64
 }
 
 func (w *writeCounter) wrap(rt http.RoundTripper) http.RoundTripper {
 	return roundTripper(func(req *http.Request) (*http.Response, error) {
+		w.mu.Lock()
+		if w.byPath == nil {
+			w.byPath = map[string]int{}
+		}
+		w.byPath[req.URL.Path]++
+		w.mu.Unlock()
 		if req.Method != http.MethodGet && req.URL.Query().Get("dryRun") == "" {
 			w.total.Add(1)
 			w.mu.Lock()
 			if w.byKey == nil {
 				w.byKey = map[string]int{}
 			}
-			w.byKey[req.Method+" "+req.URL.Path]++
+			key := req.Method + " " + req.URL.Path
+			w.byKey[key]++
+			if w.last == nil {
+				w.last = map[string]string{}
+			}
+			w.last[key] = requestBody(req)
 			w.mu.Unlock()
 		}
 		return rt.RoundTrip(req)
 	})
+}
+
+// requestsUnder counts the requests, of any kind, to paths containing part.
+func (w *writeCounter) requestsUnder(part string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for path, v := range w.byPath {
+		if strings.Contains(path, part) {
+			n += v
+		}
+	}
+	return n
+}
+
+// lastBody is the body of the latest write with that key.
+func (w *writeCounter) lastBody(key string) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last[key]
+}
+
+// requestBody reads a copy of the request's body (client-go's requests can
+// replay theirs), at most 2 KiB of it.
+func requestBody(req *http.Request) string {
+	if req.GetBody == nil {
+		return ""
+	}
+	body, err := req.GetBody()
+	if err != nil {
+		return ""
+	}
+	defer body.Close()
+	b, _ := io.ReadAll(io.LimitReader(body, 2048))
+	return string(b)
 }
 
 func (w *writeCounter) snapshot() (int64, map[string]int) {

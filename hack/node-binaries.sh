@@ -6,7 +6,9 @@
 #   runc, containerd (+ shim, ctr), the CNI plugins bridge/loopback/host-local/portmap,
 #   kube-network-policies (the NetworkPolicy enforcer), and the programs the
 #   cluster's add-on images hold: CoreDNS, local-path-provisioner,
-#   opentelemetry-operator, postgres_exporter.
+#   opentelemetry-operator, postgres_exporter, prometheus-operator and its
+#   prometheus-config-reloader, Prometheus (Debian's lacks Kubernetes
+#   service discovery), Alertmanager and kube-state-metrics.
 #
 #   hack/node-binaries.sh      # prints the directory holding all of them on its last line
 #
@@ -24,6 +26,16 @@ COREDNS_VERSION=${COREDNS_VERSION:-1.15.0}
 LOCAL_PATH_PROVISIONER_VERSION=${LOCAL_PATH_PROVISIONER_VERSION:-0.0.30}
 OTEL_OPERATOR_VERSION=${OTEL_OPERATOR_VERSION:-0.140.0}
 POSTGRES_EXPORTER_VERSION=${POSTGRES_EXPORTER_VERSION:-0.17.1}
+# The release whose CRDs are under test/crds (the proxy serves its main module
+# only at some versions; 0.85.0 is one).
+PROMETHEUS_OPERATOR_VERSION=${PROMETHEUS_OPERATOR_VERSION:-0.85.0}
+# Prometheus 3.5.0 (that operator's default) is the module's v0.305.0.
+PROMETHEUS_VERSION=${PROMETHEUS_VERSION:-3.5.0}
+PROMETHEUS_MODULE_VERSION=${PROMETHEUS_MODULE_VERSION:-0.305.0}
+# That operator's default Alertmanager.
+ALERTMANAGER_VERSION=${ALERTMANAGER_VERSION:-0.28.1}
+# The Kubernetes object metrics the Shop's restart panels and alerts read.
+KUBE_STATE_METRICS_VERSION=${KUBE_STATE_METRICS_VERSION:-2.20.0}
 
 CACHE=${SHOP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/shop-operator}
 log() { echo "node-binaries: $*" >&2; }
@@ -107,10 +119,26 @@ install_via_module opentelemetry-operator "$OTEL_OPERATOR_VERSION" "$B/opentelem
 install_via_module postgres_exporter "$POSTGRES_EXPORTER_VERSION" "$B/postgres_exporter-$POSTGRES_EXPORTER_VERSION" \
   github.com/prometheus-community/postgres_exporter/cmd/postgres_exporter \
   -ldflags="-s -X github.com/prometheus/common/version.Version=$POSTGRES_EXPORTER_VERSION"
+for cmd in operator prometheus-config-reloader; do
+  name=prometheus-operator; [[ $cmd == operator ]] || name=$cmd
+  install_via_module "$name" "$PROMETHEUS_OPERATOR_VERSION" "$B/$name-$PROMETHEUS_OPERATOR_VERSION" \
+    "github.com/prometheus-operator/prometheus-operator/cmd/$cmd" \
+    -ldflags="-s -X github.com/prometheus/common/version.Version=$PROMETHEUS_OPERATOR_VERSION"
+done
+# Without the builtinassets tag: the API and no web UI (its assets are not in the module).
+install_via_module prometheus "$PROMETHEUS_MODULE_VERSION" "$B/prometheus-$PROMETHEUS_MODULE_VERSION" \
+  github.com/prometheus/prometheus/cmd/prometheus \
+  -ldflags="-s -X github.com/prometheus/common/version.Version=$PROMETHEUS_VERSION"
+install_via_module alertmanager "$ALERTMANAGER_VERSION" "$B/alertmanager-$ALERTMANAGER_VERSION" \
+  github.com/prometheus/alertmanager/cmd/alertmanager \
+  -ldflags="-s -X github.com/prometheus/common/version.Version=$ALERTMANAGER_VERSION"
+install_via_module kube-state-metrics "$KUBE_STATE_METRICS_VERSION" "$B/kube-state-metrics-$KUBE_STATE_METRICS_VERSION" \
+  k8s.io/kube-state-metrics/v2 \
+  -ldflags="-s -X github.com/prometheus/common/version.Version=v$KUBE_STATE_METRICS_VERSION"
 
 # One directory with every binary, named by the versions in it.
 KEY=$(printf '%s\n' "$RUNC_VERSION" "$CONTAINERD_VERSION" "$CNI_PLUGINS_VERSION" "$KUBE_NETWORK_POLICIES_VERSION" \
-  "$COREDNS_VERSION" "$LOCAL_PATH_PROVISIONER_VERSION" "$OTEL_OPERATOR_VERSION" "$POSTGRES_EXPORTER_VERSION" | sha256sum | cut -c1-12)
+  "$COREDNS_VERSION" "$LOCAL_PATH_PROVISIONER_VERSION" "$OTEL_OPERATOR_VERSION" "$POSTGRES_EXPORTER_VERSION" "$PROMETHEUS_OPERATOR_VERSION" "$PROMETHEUS_MODULE_VERSION" "$ALERTMANAGER_VERSION" "$KUBE_STATE_METRICS_VERSION" | sha256sum | cut -c1-12)
 OUT="$B/node-$KEY"
 if [[ ! -f "$OUT/.done" ]]; then
   rm -rf "$OUT" && mkdir -p "$OUT/cni"
@@ -122,6 +150,10 @@ if [[ ! -f "$OUT/.done" ]]; then
   ln "$B/local-path-provisioner-$LOCAL_PATH_PROVISIONER_VERSION/local-path-provisioner" "$OUT/local-path-provisioner"
   ln "$B/opentelemetry-operator-$OTEL_OPERATOR_VERSION/opentelemetry-operator" "$OUT/opentelemetry-operator"
   ln "$B/postgres_exporter-$POSTGRES_EXPORTER_VERSION/postgres_exporter" "$OUT/postgres_exporter"
+  for f in prometheus-operator prometheus-config-reloader; do ln "$B/$f-$PROMETHEUS_OPERATOR_VERSION/$f" "$OUT/$f"; done
+  ln "$B/prometheus-$PROMETHEUS_MODULE_VERSION/prometheus" "$OUT/prometheus"
+  ln "$B/alertmanager-$ALERTMANAGER_VERSION/alertmanager" "$OUT/alertmanager"
+  ln "$B/kube-state-metrics-$KUBE_STATE_METRICS_VERSION/kube-state-metrics" "$OUT/kube-state-metrics"
   cat >"$OUT/VERSIONS" <<EOF
 runc $RUNC_VERSION
 containerd $CONTAINERD_VERSION
@@ -131,6 +163,11 @@ coredns $COREDNS_VERSION
 local-path-provisioner $LOCAL_PATH_PROVISIONER_VERSION
 opentelemetry-operator $OTEL_OPERATOR_VERSION
 postgres_exporter $POSTGRES_EXPORTER_VERSION
+prometheus-operator $PROMETHEUS_OPERATOR_VERSION
+prometheus-config-reloader $PROMETHEUS_OPERATOR_VERSION
+prometheus $PROMETHEUS_MODULE_VERSION
+alertmanager $ALERTMANAGER_VERSION
+kube-state-metrics $KUBE_STATE_METRICS_VERSION
 EOF
   touch "$OUT/.done"
 fi

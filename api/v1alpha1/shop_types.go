@@ -28,6 +28,7 @@ type LogLevel string
 // +kubebuilder:validation:XValidation:rule="self.?databases.?auth.?managed.?storageSize.hasValue() == oldSelf.?databases.?auth.?managed.?storageSize.hasValue() && self.?databases.?catalog.?managed.?storageSize.hasValue() == oldSelf.?databases.?catalog.?managed.?storageSize.hasValue() && self.?databases.?orders.?managed.?storageSize.hasValue() == oldSelf.?databases.?orders.?managed.?storageSize.hasValue()",message="storageSize is immutable: a StatefulSet cannot change its volume claims; grow the PersistentVolumeClaim itself (see docs/profiles.md)"
 // +kubebuilder:validation:XValidation:rule="self.?databases.?auth.?managed.?ephemeral.hasValue() == oldSelf.?databases.?auth.?managed.?ephemeral.hasValue() && self.?databases.?catalog.?managed.?ephemeral.hasValue() == oldSelf.?databases.?catalog.?managed.?ephemeral.hasValue() && self.?databases.?orders.?managed.?ephemeral.hasValue() == oldSelf.?databases.?orders.?managed.?ephemeral.hasValue()",message="ephemeral is immutable: switching storage kind would lose the data"
 // +kubebuilder:validation:XValidation:rule="self.?databases.?auth.?external.hasValue() == oldSelf.?databases.?auth.?external.hasValue() && self.?databases.?catalog.?external.hasValue() == oldSelf.?databases.?catalog.?external.hasValue() && self.?databases.?orders.?external.hasValue() == oldSelf.?databases.?orders.?external.hasValue()",message="switching a database between managed and external would leave its data behind: migrate the data first, then create a new Shop"
+// +kubebuilder:validation:XValidation:rule="self.?environment.orValue('development') != 'production' || !self.?operations.?faultInjection.?payment.hasValue() || self.?operations.?faultInjection.?allowInProduction.orValue(false)",message="fault injection makes real charges fail and is not allowed in production: remove operations.faultInjection.payment, or set operations.faultInjection.allowInProduction to true"
 // +kubebuilder:validation:XValidation:rule="self.environment == oldSelf.environment",message="environment is immutable: the profile decides storage (ephemeral or persistent, its size) and a change would replace the databases; create a new Shop and move the data"
 type ShopSpec struct {
 	// Environment chooses the profile of defaults: development, testing or production.
@@ -60,7 +61,7 @@ type ShopSpec struct {
 	// +optional
 	Observability ObservabilitySpec `json:"observability,omitempty"`
 
-	// Operations: load generation and synthetic checks.
+	// Operations: load generation, synthetic checks and fault injection.
 	// +optional
 	Operations OperationsSpec `json:"operations,omitempty"`
 
@@ -594,6 +595,40 @@ type OperationsSpec struct {
 	// SyntheticCheck runs an end-to-end checkout on a schedule.
 	// +optional
 	SyntheticCheck SyntheticCheckSpec `json:"syntheticCheck,omitempty"`
+	// FaultInjection makes the services fail on purpose, to test alerts,
+	// dashboards and runbooks. Off in every profile; while it is on the
+	// Shop's FaultInjection condition is True and says what is injected.
+	// +optional
+	FaultInjection FaultInjectionSpec `json:"faultInjection,omitempty"`
+}
+
+// FaultInjectionSpec switches on deliberate failures.
+type FaultInjectionSpec struct {
+	// Payment injects failures into the payment service's simulated
+	// provider, on every charge whatever the card, as PAYMENT_FAULT_ERROR_RATIO
+	// and PAYMENT_FAULT_LATENCY on the payment pods (a change rolls them; a
+	// variable of the same name in workloads.payment.env wins). Refused in
+	// production unless allowInProduction is true.
+	// +optional
+	Payment *PaymentFaultSpec `json:"payment,omitempty"`
+	// AllowInProduction lets a production Shop set payment: real shoppers'
+	// charges then fail. Only for a game day.
+	// +optional
+	AllowInProduction bool `json:"allowInProduction,omitempty"`
+}
+
+// PaymentFaultSpec is what the payment service's provider does wrong.
+// +kubebuilder:validation:XValidation:rule="!has(self.latency) || (duration(self.latency) >= duration('0s') && duration(self.latency) <= duration('1m'))",message="operations.faultInjection.payment.latency must be between 0s and 1m"
+type PaymentFaultSpec struct {
+	// ErrorPercent of charges answered 503 provider_unavailable (0-100).
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	ErrorPercent *int32 `json:"errorPercent,omitempty"`
+	// Latency added to every charge, e.g. 500ms (at most 1m). At or above
+	// the provider timeout (3s) every charge fails with provider_timeout.
+	// +optional
+	Latency *metav1.Duration `json:"latency,omitempty"`
 }
 
 // LoadGeneratorSpec configures the load generator.
@@ -706,6 +741,10 @@ const (
 	ConditionDependenciesAvailable = "DependenciesAvailable"
 	ConditionMeshReady             = "MeshReady"
 	ConditionMonitoringReady       = "MonitoringReady"
+	// FaultInjection is True while spec.operations.faultInjection (or a
+	// PAYMENT_FAULT_* variable in workloads.payment.env) makes the
+	// services fail on purpose; absent otherwise. It never affects Ready.
+	ConditionFaultInjection = "FaultInjection"
 	// One per switchable exporter the Shop turns on (removed when off).
 	ConditionJaegerReady   = "JaegerReady"
 	ConditionLokiReady     = "LokiReady"

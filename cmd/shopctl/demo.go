@@ -40,7 +40,7 @@ func init() { extraCommands = append(extraCommands, newDemoCmd) }
 type demoOptions struct {
 	sample, samples, crds, namespace, nodes string
 	timeout                                 time.Duration
-	exit                                    bool
+	exit, monitoring                        bool
 }
 
 func newDemoCmd() *cobra.Command {
@@ -54,8 +54,11 @@ volume provisioner, all built from the Go module proxy and Debian), imports the
 images built here, installs the opentelemetry-operator and the shop operator
 (kubectl apply -k config/default), applies a sample Shop (development by
 default) in namespace shops, waits until every pod is Ready and serves the
-storefront and Jaeger on 127.0.0.1. Ctrl-C stops everything and leaves
-nothing behind. It needs root (as kind needs Docker).
+storefront and Jaeger on 127.0.0.1. With --monitoring it also installs
+prometheus-operator, a Prometheus and an Alertmanager that pick up the Shop's
+ServiceMonitors, rules and alert routing, and serves both (Prometheus without
+its web UI, whose assets its Go module lacks: the HTTP API). Ctrl-C stops
+everything and leaves nothing behind. It needs root (as kind needs Docker).
 
 With --nodes=kwok it runs instead a node-less cluster whose fake nodes "run"
 the pods (kwok), the operator in this process and every sample Shop, and
@@ -79,6 +82,7 @@ prints their status: no container runs.`,
 	cmd.Flags().StringVarP(&o.namespace, "namespace", "n", localstack.Namespace, "namespace the Shops go into")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", 10*time.Minute, "how long to wait for the Shop to become Ready")
 	cmd.Flags().BoolVar(&o.exit, "exit", false, "stop once the Shop is Ready instead of waiting for Ctrl-C")
+	cmd.Flags().BoolVar(&o.monitoring, "monitoring", false, "also run prometheus-operator, Prometheus and Alertmanager, and serve them")
 	return cmd
 }
 
@@ -113,7 +117,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 			say("stop: %v", err)
 		}
 	}()
-	if err := localstack.Install(ctx, c, progress); err != nil {
+	if err := localstack.Install(ctx, c, progress, localstack.Options{Monitoring: o.monitoring}); err != nil {
 		return err
 	}
 	k8s, err := client.New(c.RESTConfig(), client.Options{Scheme: scheme.Scheme})
@@ -163,6 +167,22 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 		lines = append(lines, "jaeger: http://"+jaeger+"/")
 	} else {
 		say("no Jaeger to serve: %v", err)
+	}
+	if o.monitoring {
+		for _, f := range []struct {
+			name, service string
+			port          int32
+			path          string
+		}{
+			{"prometheus", localstack.PrometheusService, 9090, "/api/v1/targets"},
+			{"alertmanager", localstack.AlertmanagerService, 9093, "/"},
+		} {
+			addr, err := localstack.Forward(ctx, cs, localstack.MonitoringNamespace, f.service, f.port)
+			if err != nil {
+				return fmt.Errorf("serving %s: %w", f.name, err)
+			}
+			lines = append(lines, f.name+": http://"+addr+f.path)
+		}
 	}
 	fmt.Fprintf(out, "\n%s\n\n", strings.Join(lines, "\n"))
 	if o.exit {

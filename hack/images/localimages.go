@@ -20,7 +20,7 @@ import (
 // field is filled by running the repository's script that builds (and
 // caches) it.
 type LocalInputs struct {
-	NodeBin string // hack/node-binaries.sh: coredns, local-path-provisioner, opentelemetry-operator, postgres_exporter, VERSIONS
+	NodeBin string // hack/node-binaries.sh: coredns, local-path-provisioner, opentelemetry-operator, postgres_exporter, prometheus-operator, prometheus-config-reloader, prometheus, alertmanager, kube-state-metrics, VERSIONS
 	Jaeger  string // hack/otelcol/build-jaeger.sh
 	Otelcol string // hack/otelcol/build.sh
 }
@@ -159,6 +159,19 @@ func debianCodename() string {
 	return "Debian"
 }
 
+// prometheusTag is the release of a Prometheus Go module version: the
+// module v0.305.0 is Prometheus v3.5.0.
+func prometheusTag(v string) string {
+	var minor, patch int
+	if _, err := fmt.Sscanf(v, "v0.%d.%d", &minor, &patch); err != nil || minor < 300 {
+		return v
+	}
+	return fmt.Sprintf("v%d.%d.%d", minor/100, minor%100, patch)
+}
+
+// nobodyAccount is the user of the busybox-based upstream images.
+var nobodyAccount = account{Name: "nobody", UID: 65534, Home: "/nonexistent"}
+
 // nonrootAccount is distroless' and ko's non-root user.
 var nonrootAccount = account{Name: "nonroot", UID: nonroot, Home: "/home/nonroot"}
 
@@ -234,6 +247,28 @@ func localImages(ctx context.Context, root, arch string, in LocalInputs, goOut s
 			at: "/bin/postgres_exporter",
 			img: localImage{Title: "postgres_exporter", Source: "https://github.com/prometheus-community/postgres_exporter", Licenses: "Apache-2.0",
 				Accounts: []account{{Name: "nobody", UID: 65534, Home: "/nonexistent"}}, Entrypoint: []string{"/bin/postgres_exporter"}, Ports: []string{"9187/tcp"}}},
+		{bin: "prometheus-operator", versionKey: "prometheus-operator", module: "github.com/prometheus-operator/prometheus-operator", repo: "quay.io/prometheus-operator/prometheus-operator",
+			at: "/bin/operator",
+			img: localImage{Title: "prometheus-operator", Source: "https://github.com/prometheus-operator/prometheus-operator", Licenses: "Apache-2.0",
+				Accounts: []account{nobodyAccount}, Entrypoint: []string{"/bin/operator"}, Ports: []string{"8080/tcp"}}},
+		{bin: "prometheus-config-reloader", versionKey: "prometheus-config-reloader", module: "github.com/prometheus-operator/prometheus-operator", repo: "quay.io/prometheus-operator/prometheus-config-reloader",
+			at: "/bin/prometheus-config-reloader",
+			img: localImage{Title: "prometheus-config-reloader", Source: "https://github.com/prometheus-operator/prometheus-operator", Licenses: "Apache-2.0",
+				Accounts: []account{nobodyAccount}, Entrypoint: []string{"/bin/prometheus-config-reloader"}}},
+		// Built from the Go module (Debian's prometheus has no Kubernetes
+		// service discovery); without the web UI, whose assets the module lacks.
+		{bin: "prometheus", versionKey: "prometheus", module: "github.com/prometheus/prometheus", repo: "quay.io/prometheus/prometheus",
+			at: "/bin/prometheus", tag: prometheusTag,
+			img: localImage{Title: "prometheus", Source: "https://github.com/prometheus/prometheus", Licenses: "Apache-2.0",
+				Accounts: []account{nobodyAccount}, Entrypoint: []string{"/bin/prometheus"}, WorkingDir: "/prometheus", Ports: []string{"9090/tcp"}}},
+		{bin: "alertmanager", versionKey: "alertmanager", module: "github.com/prometheus/alertmanager", repo: "quay.io/prometheus/alertmanager",
+			at: "/bin/alertmanager",
+			img: localImage{Title: "alertmanager", Source: "https://github.com/prometheus/alertmanager", Licenses: "Apache-2.0",
+				Accounts: []account{nobodyAccount}, Entrypoint: []string{"/bin/alertmanager"}, WorkingDir: "/alertmanager", Ports: []string{"9093/tcp"}}},
+		{bin: "kube-state-metrics", versionKey: "kube-state-metrics", module: "k8s.io/kube-state-metrics/v2", repo: "registry.k8s.io/kube-state-metrics/kube-state-metrics",
+			at: "/kube-state-metrics",
+			img: localImage{Title: "kube-state-metrics", Source: "https://github.com/kubernetes/kube-state-metrics", Licenses: "Apache-2.0",
+				Accounts: []account{nobodyAccount}, Entrypoint: []string{"/kube-state-metrics"}, Ports: []string{"8080/tcp", "8081/tcp"}}},
 	}
 	for _, a := range addons {
 		bin, err := readGoBinary(filepath.Join(in.NodeBin, a.bin))

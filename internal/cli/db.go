@@ -22,7 +22,7 @@ import (
 
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
 	"github.com/shopplatform/shop-operator/internal/builders/backups"
-	"github.com/shopplatform/shop-operator/internal/profile"
+	"github.com/shopplatform/shop-operator/internal/engine"
 	"github.com/shopplatform/shop-operator/internal/render"
 	"github.com/shopplatform/shop-operator/internal/scheme"
 )
@@ -128,7 +128,13 @@ func (r restorer) restore(ctx context.Context, key types.NamespacedName, db, fil
 	if err := r.c.Get(ctx, key, shop); err != nil {
 		return fmt.Errorf("reading Shop %s: %w", key, err)
 	}
-	in := render.Input{Shop: shop, Spec: profile.Resolve(shop.Spec)}
+	// The restore Job is rendered from the Shop's resolved spec alone: no
+	// cluster state (optional APIs, Secrets) goes into it.
+	p, err := engine.Prepare(ctx, shop, render.APIs{}, nil, engine.Placeholders)
+	if err != nil {
+		return err
+	}
+	in := p.Input
 	job, err := backups.RestoreJob(in, db, file)
 	if err != nil {
 		return err

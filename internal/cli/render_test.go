@@ -16,7 +16,6 @@ import (
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
 	"github.com/shopplatform/shop-operator/internal/cli"
 	"github.com/shopplatform/shop-operator/internal/engine"
-	"github.com/shopplatform/shop-operator/internal/profile"
 	"github.com/shopplatform/shop-operator/internal/render"
 	"github.com/shopplatform/shop-operator/internal/secrets"
 	"github.com/shopplatform/shop-operator/internal/testenv"
@@ -70,7 +69,9 @@ func TestRenderIsStable(t *testing.T) {
 }
 
 // TestRenderIsTheControllersOutput checks that render prints exactly what
-// engine.Desired gives the controller for the stored Shop.
+// engine.Prepare and engine.Desired give for the stored Shop without a
+// cluster (controllers' TestShopctlRendersWhatTheOperatorApplies compares
+// with the operator on a cluster).
 func TestRenderIsTheControllersOutput(t *testing.T) {
 	res := run(t, "shopctl", twoShops, "render", "-f", "-", "--namespace", "team")
 	if res.code != 0 {
@@ -90,9 +91,11 @@ func TestRenderIsTheControllersOutput(t *testing.T) {
 		shop.APIVersion, shop.Kind = shopv1.GroupVersion.String(), "Shop"
 		shop.Name, shop.Namespace, shop.Generation = s.name, s.namespace, 1
 		shop.UID = cli.FakeUID(s.namespace, s.name)
-		in := render.Input{Shop: shop, Spec: profile.Resolve(shop.Spec), APIs: render.AllAPIs}
-		in.Generated = secrets.Placeholders(secrets.For(in))
-		objs, err := engine.Desired(in)
+		p, err := engine.Prepare(context.Background(), shop, render.AllAPIs, nil, engine.Placeholders)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs, err := engine.Desired(p.Input)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,7 +1,10 @@
-// Package engine renders the complete desired state of a Shop: it runs every
-// builder, then stamps each child with what all children share (owner
+// Package engine renders the complete desired state of a Shop. Prepare
+// makes the builders' input from the Shop and the cluster's state (the
+// optional APIs, the generated and the referenced Secrets); Desired runs
+// every builder, then stamps each child with what all children share (owner
 // reference, common labels, type metadata) and sorts them. The controller and
-// shopctl both call Desired, so what shopctl prints is what the operator applies.
+// shopctl both call Prepare and Desired, so what shopctl prints is what the
+// operator applies.
 package engine
 
 import (
@@ -30,18 +33,33 @@ import (
 type Builder struct {
 	Family string
 	Build  func(render.Input) ([]client.Object, error)
+	// SecretRefs, when set, lists the user's Secrets the family's children
+	// read (not the generated ones), for Prepare to check.
+	SecretRefs func(render.Input) []render.SecretRef
 }
 
 // Builders are every child family, in the order they are rendered.
 var Builders = []Builder{
-	{"workloads", workloads.Build},
-	{"databases", databases.Build},
-	{"mesh", mesh.Build},
-	{"collector", collector.Build},
-	{"monitoring", monitoring.Build},
-	{"dashboards", dashboards.Build},
-	{"operations", operations.Build},
-	{"backups", backups.Build},
+	{Family: "workloads", Build: workloads.Build, SecretRefs: workloads.SecretRefs},
+	{Family: "databases", Build: databases.Build},
+	{Family: "mesh", Build: mesh.Build},
+	{Family: "collector", Build: collector.Build, SecretRefs: collector.SecretRefs},
+	{Family: "monitoring", Build: monitoring.Build, SecretRefs: monitoring.SecretRefs},
+	{Family: "dashboards", Build: dashboards.Build},
+	{Family: "operations", Build: operations.Build},
+	{Family: "backups", Build: backups.Build, SecretRefs: backups.SecretRefs},
+}
+
+// SecretRefs lists every Secret the Shop references, as the builders that
+// read them declare it, in the builders' order.
+func SecretRefs(in render.Input) []render.SecretRef {
+	var refs []render.SecretRef
+	for _, b := range Builders {
+		if b.SecretRefs != nil {
+			refs = append(refs, b.SecretRefs(in)...)
+		}
+	}
+	return refs
 }
 
 // Desired returns every child the Shop wants, owned by the Shop, sorted so

@@ -417,6 +417,17 @@ func (c *Cluster) PodCIDR() string {
 	return c.node.net.podCIDR.String()
 }
 
+// HostIP is the host's end of the real node's veth (empty with kwok
+// nodes): the API server listens there, and so may a test's server that the
+// cluster's pods must reach (an alert webhook). Nothing beyond the host is
+// reachable that way.
+func (c *Cluster) HostIP() string {
+	if c.node == nil {
+		return ""
+	}
+	return c.node.net.hostIP.String()
+}
+
 // NodeDir is the real node's directory (containerd, kubelet, volumes).
 func (c *Cluster) NodeDir() string {
 	if c.node == nil {

@@ -408,7 +408,10 @@ func (c *Cluster) prepareNodeIdentities() error {
 // unless told), webhook authentication and authorization against the API
 // server, x509 client certificates from the cluster CA, pod logs inside the
 // cluster's directory, and a resolv.conf without nameservers for pods that
-// use the node's DNS (nothing outside the cluster is resolvable).
+// use the node's DNS (nothing outside the cluster is resolvable), and a
+// 10 s pod sync (default 1 min), which is how soon an edited ConfigMap or
+// Secret reaches the volumes that Prometheus's and Alertmanager's config
+// reloaders watch.
 func (c *Cluster) writeKubeletConfig() (string, error) {
 	n := c.node
 	crt, key := n.kubeletCrt, n.kubeletKey
@@ -441,6 +444,7 @@ clusterDNS: [%[8]s]
 resolvConf: %[9]s
 podLogsDir: %[10]s
 serializeImagePulls: false
+syncFrequency: 10s
 maxPods: 110
 shutdownGracePeriod: 0s
 evictionHard:

@@ -38,9 +38,17 @@ const (
 	ShopOperatorDeployment = "shop-operator-controller-manager"
 )
 
-// Install installs the opentelemetry-operator and the shop operator the way
-// their users do, and waits until both are Available.
-func Install(ctx context.Context, c *localcluster.Cluster, log io.Writer) error {
+// Options choose what Install adds to the two operators.
+type Options struct {
+	// Monitoring installs prometheus-operator with a Prometheus and an
+	// Alertmanager that select every Shop's monitors, rules and routing.
+	Monitoring bool
+}
+
+// Install installs the opentelemetry-operator and the shop operator (and,
+// if asked, the monitoring stack) the way their users do, and waits until
+// they are Available.
+func Install(ctx context.Context, c *localcluster.Cluster, log io.Writer, o Options) error {
 	say := func(format string, args ...any) { fmt.Fprintf(log, "localstack: "+format+"\n", args...) }
 	cs, err := kubernetes.NewForConfig(c.RESTConfig())
 	if err != nil {
@@ -51,6 +59,14 @@ func Install(ctx context.Context, c *localcluster.Cluster, log io.Writer) error 
 		return err
 	}
 	say("applied the opentelemetry-operator %s (its own config/crd, rbac, manager; webhooks off: no cert-manager)", OtelOperatorVersion)
+	waitMonitoring := func() error { return nil }
+	if o.Monitoring {
+		if waitMonitoring, err = installMonitoring(ctx, c, cs); err != nil {
+			return err
+		}
+		say("applied prometheus-operator %s (its own CRDs, RBAC, Deployment), a Prometheus %s and an Alertmanager %s in %s",
+			PrometheusOperatorVersion, PrometheusVersion, AlertmanagerVersion, MonitoringNamespace)
+	}
 	root, err := localcluster.RepoRoot()
 	if err != nil {
 		return err
@@ -64,7 +80,10 @@ func Install(ctx context.Context, c *localcluster.Cluster, log io.Writer) error 
 			return err
 		}
 	}
-	say("both operators Available after %s", time.Since(begin).Round(100*time.Millisecond))
+	if err := waitMonitoring(); err != nil {
+		return err
+	}
+	say("everything installed Available after %s", time.Since(begin).Round(100*time.Millisecond))
 	return nil
 }
 

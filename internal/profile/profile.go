@@ -220,6 +220,10 @@ func build(env shopv1.Environment, s size) Resolved {
 		Operations: shopv1.OperationsSpec{
 			LoadGenerator:  shopv1.LoadGeneratorSpec{Enabled: ptr.To(s.loadGenerator), RequestsPerSecond: ptr.To[int32](5)},
 			SyntheticCheck: shopv1.SyntheticCheckSpec{Enabled: ptr.To(s.synthetic), Schedule: "*/5 * * * *"},
+			// Off everywhere: only a Shop that asks for it fails on purpose.
+			FaultInjection: shopv1.FaultInjectionSpec{Payment: &shopv1.PaymentFaultSpec{
+				ErrorPercent: ptr.To[int32](0), Latency: &metav1.Duration{},
+			}},
 		},
 	}}
 }

@@ -314,6 +314,9 @@ func text(path string, v any) string {
 	case resource.Quantity:
 		return x.String()
 	case metav1.Duration:
+		if x.Duration == 0 {
+			return "0s"
+		}
 		s := x.Duration.String()
 		s = strings.TrimSuffix(strings.TrimSuffix(s, "0s"), "0m")
 		return s

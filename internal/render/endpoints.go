@@ -19,6 +19,11 @@ const (
 	PostgresExporterPort = 9187
 	// OTLPGRPCPort is the collector's OTLP gRPC receiver.
 	OTLPGRPCPort = 4317
+
+	// HTTPPortName and AdminPortName name HTTPPort and AdminPort on the
+	// pods and Services that serve them: probes and ServiceMonitors use them.
+	HTTPPortName  = "http"
+	AdminPortName = "http-admin"
 )
 
 // ServiceURL is the in-cluster base URL of a commerce service, e.g.

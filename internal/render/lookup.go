@@ -35,12 +35,12 @@ func (in Input) ExternalDatabase(svc string) *shopv1.ExternalDatabase {
 	return in.Database(svc).External
 }
 
-// GeneratedValues returns the values the controller generated for the Secret
-// name (see package secrets), each of keys present.
+// GeneratedValues returns the values generated for the Secret name (see
+// package secrets and engine.Prepare), each of keys present.
 func (in Input) GeneratedValues(name string, keys ...string) (map[string][]byte, error) {
 	data, ok := in.Generated[name]
 	if !ok {
-		return nil, fmt.Errorf("generated Secret %s has no values: the controller must fill it before rendering (secrets.Fill)", name)
+		return nil, fmt.Errorf("generated Secret %s has no values: engine.Prepare must fill it before rendering (secrets.Fill)", name)
 	}
 	for _, k := range keys {
 		if len(data[k]) == 0 {

@@ -12,7 +12,8 @@ import (
 	"github.com/shopplatform/shop-operator/internal/profile"
 )
 
-// Input is everything a builder may look at. Builders are pure functions of it.
+// Input is everything a builder may look at. Builders are pure functions of
+// it. engine.Prepare makes it, for the controller and shopctl alike.
 type Input struct {
 	// Shop is the resource being rendered (name, namespace, UID; its spec is
 	// the user's, see Spec for the effective one).
@@ -27,8 +28,8 @@ type Input struct {
 	Generated map[string]map[string][]byte
 	// Referenced holds the values that pods read only when they start from
 	// the Secrets the Shop references (an external database's ca.crt, the
-	// admin's email and password), by Secret name and key, as the
-	// controller read them (absent: no such key, or no such Secret).
+	// admin's email and password: SecretRef.Rolls), by Secret name and key,
+	// as engine.Prepare read them (absent: no such key, or no such Secret).
 	// Builders only hash them, so that a change rolls the pods that read
 	// them.
 	Referenced map[string]map[string][]byte

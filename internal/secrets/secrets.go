@@ -141,6 +141,9 @@ func fillBundle(data map[string][]byte, b *Bundle, existing map[string][]byte) e
 	return nil
 }
 
+// Placeholder stands in for every generated value that shopctl prints.
+const Placeholder = "<generated>"
+
 // Placeholders returns stable stand-ins for every generated value, for
 // offline rendering where nothing is generated and nothing secret is printed.
 func Placeholders(specs []Spec) map[string]map[string][]byte {
@@ -148,12 +151,40 @@ func Placeholders(specs []Spec) map[string]map[string][]byte {
 	for _, s := range specs {
 		out[s.Name] = map[string][]byte{}
 		for k := range s.Keys {
-			out[s.Name][k] = []byte("<generated>")
+			out[s.Name][k] = []byte(Placeholder)
 		}
 		if s.Bundle != nil {
 			for _, k := range s.Bundle.Keys {
-				out[s.Name][k] = []byte("<generated>")
+				out[s.Name][k] = []byte(Placeholder)
 			}
+		}
+	}
+	return out
+}
+
+// AsPlaceholders returns the specs with every generator making Placeholder:
+// Fill with them keeps the values that exist and makes up none.
+func AsPlaceholders(specs []Spec) []Spec {
+	placeholder := func() ([]byte, error) { return []byte(Placeholder), nil }
+	out := make([]Spec, len(specs))
+	for i, s := range specs {
+		out[i] = Spec{Name: s.Name}
+		if s.Keys != nil {
+			out[i].Keys = map[string]func() ([]byte, error){}
+			for k := range s.Keys {
+				out[i].Keys[k] = placeholder
+			}
+		}
+		if s.Bundle != nil {
+			b := &Bundle{Keys: s.Bundle.Keys}
+			b.Generate = func() (map[string][]byte, error) {
+				m := map[string][]byte{}
+				for _, k := range b.Keys {
+					m[k] = []byte(Placeholder)
+				}
+				return m, nil
+			}
+			out[i].Bundle = b
 		}
 	}
 	return out

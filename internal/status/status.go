@@ -17,6 +17,7 @@ import (
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
 	"github.com/shopplatform/shop-operator/internal/builders/collector"
 	"github.com/shopplatform/shop-operator/internal/builders/mesh"
+	workloadsbuilder "github.com/shopplatform/shop-operator/internal/builders/workloads"
 	"github.com/shopplatform/shop-operator/internal/render"
 )
 
@@ -134,6 +135,7 @@ func Finalize(prev shopv1.ShopStatus, o *Observation) shopv1.ShopStatus {
 		_, reason, msg := mesh.Status(o.Input)
 		c.set(shopv1.ConditionMeshReady, mesh.ModeOf(o.Input) == mesh.ModeIstio, reason, msg)
 		monitoring(c, o.Input)
+		faultInjection(c, o.Input)
 		waiting = workloads(c, o.Components, o.Problems)
 	}
 
@@ -223,7 +225,7 @@ func exporters(c conditions, in render.Input, problems Problems) {
 			c.remove(t)
 			continue
 		}
-		if mine := problems.About(Exporter(e.Name)); len(mine) > 0 {
+		if mine := problems.About(render.Exporter(e.Name)); len(mine) > 0 {
 			c.set(t, false, ReasonSecretMissing, join(mine, "; ")+"; the other exporters keep working")
 			continue
 		}
@@ -245,6 +247,22 @@ func monitoring(c conditions, in render.Input) {
 	}
 }
 
+// ReasonFaultsInjected: the pods applied fail on purpose.
+const ReasonFaultsInjected = "FaultsInjected"
+
+// faultInjection says, True, what the applied pods inject while they fail on
+// purpose, and removes the condition otherwise. It is informational: a Shop
+// injecting faults is still Ready (its children are what the spec asks for).
+func faultInjection(c conditions, in render.Input) {
+	faults := workloadsbuilder.Faults(in)
+	if faults == "" {
+		c.remove(shopv1.ConditionFaultInjection)
+		return
+	}
+	c.set(shopv1.ConditionFaultInjection, true, ReasonFaultsInjected,
+		faults+" (on purpose: spec.operations.faultInjection or workloads.payment.env; remove it to stop)")
+}
+
 // workloads sets DatabasesReady and WorkloadsReady and returns the
 // components that are not ready yet, databases first.
 func workloads(c conditions, components []Component, problems Problems) []Component {
@@ -258,7 +276,7 @@ func workloads(c conditions, components []Component, problems Problems) []Compon
 			waiting = append(waiting, comp)
 		}
 	}
-	switch dbProblems := problems.In(AreaDatabase); {
+	switch dbProblems := problems.In(render.AreaDatabase); {
 	case len(dbProblems) > 0:
 		c.set(shopv1.ConditionDatabasesReady, false, ReasonSecretMissing, join(dbProblems, "; "))
 	case len(dbWaiting) > 0:

@@ -61,6 +61,21 @@ func stalledAt(gen int64) shopv1.ShopStatus {
 	return st
 }
 
+// faultySpec injects payment faults.
+func faultySpec() shopv1.ShopSpec {
+	spec := shopv1.ShopSpec{}
+	spec.Operations.FaultInjection.Payment = &shopv1.PaymentFaultSpec{
+		ErrorPercent: ptr.To[int32](50), Latency: &metav1.Duration{Duration: 200 * time.Millisecond},
+	}
+	return spec
+}
+
+// faultyAt is a Shop Ready at generation gen while injecting faults.
+func faultyAt(gen int64) shopv1.ShopStatus {
+	return Finalize(readyAt(gen-1), &Observation{Generation: gen, Reached: Observed,
+		Input: input(faultySpec(), gen), Components: []Component{frontendReady, ordersDBReady}})
+}
+
 func input(spec shopv1.ShopSpec, gen int64) render.Input {
 	shop := rendertest.Shop(spec)
 	shop.Generation = gen
@@ -83,10 +98,10 @@ var (
 	ordersDBPending = Component{Name: "orders-db", Kind: "StatefulSet", Database: true, Ready: 0, Total: 1,
 		Why: "pod staging-orders-db-0: unschedulable: 0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims."}
 
-	ordersSecretMissing = Problem{Kind: SecretNotFound, Subject: DatabaseOf("orders"), Secret: "orders-pg", Blocking: true}
-	datadogKeyMissing   = Problem{Kind: SecretKeyMissing, Subject: Exporter("datadog"), Secret: "dd", Key: "api-key"}
-	bucketMissing       = Problem{Kind: SecretNotFound, Subject: BackupUploadOf("orders"), Secret: "orders-bucket"}
-	adminKeyMissing     = Problem{Kind: SecretKeyMissing, Subject: Admin, Secret: "shop-admin", Key: "password"}
+	ordersSecretMissing = Problem{Kind: SecretNotFound, Subject: render.DatabaseOf("orders"), Secret: "orders-pg", Blocking: true}
+	datadogKeyMissing   = Problem{Kind: SecretKeyMissing, Subject: render.Exporter("datadog"), Secret: "dd", Key: "api-key"}
+	bucketMissing       = Problem{Kind: SecretNotFound, Subject: render.BackupUploadOf("orders"), Secret: "orders-bucket"}
+	adminKeyMissing     = Problem{Kind: SecretKeyMissing, Subject: render.AdminAccount, Secret: "shop-admin", Key: "password"}
 
 	refused = errors.New(`rendering backups: databases.orders.managed.backup.schedule: schedule "0 0 30 2 *" never runs twice`)
 )
@@ -249,6 +264,32 @@ func TestFinalize(t *testing.T) {
 			observedGeneration: 1, readyComponents: "2/2", components: 2, lastTransitionKept: true,
 		},
 		{
+			name: "fault injection on: said in FaultInjection, still Ready", prev: readyAt(1),
+			obs: with(observed(2, frontendReady, ordersDBReady), func(o *Observation) {
+				o.Input = input(faultySpec(), 2)
+			}),
+			ready: cond{T, ReasonSucceeded, "all 2 components are ready", 0}, reconciling: cond{F, ReasonSucceeded, "", 0}, stalled: cond{F, ReasonSucceeded, "", 0},
+			others: map[string]cond{
+				shopv1.ConditionFaultInjection: {T, ReasonFaultsInjected, "payment: error ratio 0.5, added latency 200ms (on purpose", 0},
+			},
+			observedGeneration: 2, readyComponents: "2/2", components: 2, lastTransitionKept: true,
+		},
+		{
+			name: "fault injection switched off: the condition goes", prev: faultyAt(2), obs: observed(3, frontendReady, ordersDBReady),
+			ready: cond{T, ReasonSucceeded, "", 0}, reconciling: cond{F, ReasonSucceeded, "", 0}, stalled: cond{F, ReasonSucceeded, "", 0},
+			others:             map[string]cond{shopv1.ConditionFaultInjection: {}},
+			observedGeneration: 3, readyComponents: "2/2", components: 2, lastTransitionKept: true,
+		},
+		{
+			name: "fault injection switched off in a refused spec: the pods still inject, the condition stays", prev: faultyAt(2),
+			obs:   &Observation{Generation: 3, Reached: Referenced, Input: input(shopv1.ShopSpec{}, 3), Refused: refused},
+			ready: cond{F, ReasonRenderFailed, "", 0}, reconciling: cond{F, ReasonRenderFailed, "", 0}, stalled: cond{T, ReasonRenderFailed, "", 0},
+			others: map[string]cond{
+				shopv1.ConditionFaultInjection: {T, ReasonFaultsInjected, "payment: error ratio 0.5", 2},
+			},
+			observedGeneration: 3, readyComponents: "2/2", components: 2,
+		},
+		{
 			name: "a reconcile that ends without observing is reported, not Ready", prev: readyAt(1),
 			obs:   &Observation{Generation: 2, Reached: Referenced, Input: input(shopv1.ShopSpec{}, 2)},
 			ready: cond{F, ReasonReconcileFailed, "ended before observing", 0}, reconciling: cond{T, ReasonReconcileFailed, "", 0}, stalled: cond{F, ReasonReconcileFailed, "", 0},
@@ -314,9 +355,9 @@ func TestProblemMessages(t *testing.T) {
 		ordersSecretMissing: `orders database: Secret "orders-pg" not found`,
 		datadogKeyMissing:   `datadog exporter: Secret "dd" has no key "api-key"`,
 		bucketMissing:       `orders backup upload: Secret "orders-bucket" not found`,
-		{Kind: SecretNotFound, Subject: AlertRouting, Secret: "slack"}: `alert routing: Secret "slack" not found`,
+		{Kind: SecretNotFound, Subject: render.AlertRouting, Secret: "slack"}: `alert routing: Secret "slack" not found`,
 		adminKeyMissing: `admin account: Secret "shop-admin" has no key "password"`,
-		{Kind: SecretNotFound, Subject: Admin, Secret: "shop-admin"}: `admin account: Secret "shop-admin" not found`,
+		{Kind: SecretNotFound, Subject: render.AdminAccount, Secret: "shop-admin"}: `admin account: Secret "shop-admin" not found`,
 	} {
 		if got := p.String(); got != want {
 			t.Errorf("%+v: %q, want %q", p, got, want)
@@ -326,13 +367,13 @@ func TestProblemMessages(t *testing.T) {
 	if b := ps.Blocking(); len(b) != 1 || b[0] != ordersSecretMissing {
 		t.Errorf("Blocking = %v", b)
 	}
-	if d := ps.About(Exporter("datadog")); len(d) != 1 || d[0] != datadogKeyMissing {
+	if d := ps.About(render.Exporter("datadog")); len(d) != 1 || d[0] != datadogKeyMissing {
 		t.Errorf("About(datadog) = %v", d)
 	}
-	if d := ps.In(AreaBackupUpload); len(d) != 1 || d[0] != bucketMissing {
+	if d := ps.In(render.AreaBackupUpload); len(d) != 1 || d[0] != bucketMissing {
 		t.Errorf("In(backup upload) = %v", d)
 	}
-	if d := ps.About(Admin); len(d) != 1 || d[0] != adminKeyMissing {
+	if d := ps.About(render.AdminAccount); len(d) != 1 || d[0] != adminKeyMissing {
 		t.Errorf("About(admin) = %v", d)
 	}
 }

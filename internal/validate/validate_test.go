@@ -129,6 +129,13 @@ var invalidShops = []invalidCase{
 	// Cross-field rules.
 	{name: "managed and external", spec: `databases: {orders: {managed: {}, external: {secretName: orders-db}}}`, want: `spec.databases.orders: Invalid value: managed and external are mutually exclusive: set one of them`},
 	{name: "ephemeral in production", spec: `{environment: production, databases: {catalog: {managed: {ephemeral: true}}}}`, want: `ephemeral database storage loses all data when a pod restarts and is not allowed in production`},
+	{name: "fault injection in production", spec: `{environment: production, operations: {faultInjection: {payment: {errorPercent: 10}}}}`, want: `fault injection makes real charges fail and is not allowed in production`},
+	{name: "fault injection in production, allow false", spec: `{environment: production, operations: {faultInjection: {allowInProduction: false, payment: {latency: 1s}}}}`, want: `fault injection makes real charges fail and is not allowed in production`},
+	{name: "fault injection added to a production Shop", old: `{environment: production}`, spec: `{environment: production, operations: {faultInjection: {payment: {errorPercent: 100}}}}`, want: `fault injection makes real charges fail and is not allowed in production`},
+	{name: "fault error percent above 100", spec: `operations: {faultInjection: {payment: {errorPercent: 101}}}`, want: `spec.operations.faultInjection.payment.errorPercent: Invalid value: 101`},
+	{name: "negative fault error percent", spec: `operations: {faultInjection: {payment: {errorPercent: -1}}}`, want: `spec.operations.faultInjection.payment.errorPercent: Invalid value: -1`},
+	{name: "negative fault latency", spec: `operations: {faultInjection: {payment: {latency: -1s}}}`, want: `operations.faultInjection.payment.latency must be between 0s and 1m`},
+	{name: "fault latency above a minute", spec: `operations: {faultInjection: {payment: {latency: 2m}}}`, want: `operations.faultInjection.payment.latency must be between 0s and 1m`},
 	{name: "receiver without channel", spec: "observability:\n  alerting:\n    receivers:\n    - name: nobody", want: `spec.observability.alerting.receivers[0]: Invalid value: a receiver needs exactly one of slack, pagerDuty, email or webhook`},
 	{name: "receiver with two channels", spec: "observability:\n  alerting:\n    receivers:\n    - name: both\n      " + receiverSlack + "\n      webhook: {urlSecretRef: {name: s, key: k}}", want: `a receiver needs exactly one of slack, pagerDuty, email or webhook`},
 	{name: "datadog without key", spec: `observability: {datadog: {enabled: true}}`, want: `datadog.apiKeySecretRef is required when datadog is enabled`},
@@ -211,6 +218,11 @@ observability:
     - {name: mail, email: {to: ops@example.com, smarthost: "smtp:25"}}
 operations: {loadGenerator: {enabled: true, requestsPerSecond: 5}, syntheticCheck: {enabled: true, schedule: "*/5 * * * *"}}
 `},
+	// Fault injection outside production (the environment omitted is development), and in production when allowed.
+	{name: "fault injection, environment omitted", spec: `operations: {faultInjection: {payment: {errorPercent: 100, latency: 500ms}}}`},
+	{name: "fault injection in testing", spec: `{environment: testing, operations: {faultInjection: {payment: {errorPercent: 0, latency: 1m}}}}`},
+	{name: "fault injection allowed in production", spec: `{environment: production, operations: {faultInjection: {allowInProduction: true, payment: {errorPercent: 5}}}}`},
+	{name: "production allowing but not injecting", spec: `{environment: production, operations: {faultInjection: {allowInProduction: true}}}`},
 	// Updates that keep the data.
 	{name: "same storage size, other spelling", old: `databases: {orders: {managed: {storageSize: 1Gi}}}`, spec: `databases: {orders: {managed: {storageSize: 1024Mi}}}`},
 	{name: "same storage class", old: `databases: {auth: {managed: {storageClassName: fast}}}`, spec: `{databases: {auth: {managed: {storageClassName: fast}}, orders: {managed: {backup: {retain: 3}}}}}`},

@@ -27,11 +27,14 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	shopv1 "github.com/shopplatform/shop-operator/api/v1alpha1"
+	"github.com/shopplatform/shop-operator/internal/builders/workloads"
 	"github.com/shopplatform/shop-operator/internal/engine"
 	"github.com/shopplatform/shop-operator/internal/pgtest"
 	"github.com/shopplatform/shop-operator/internal/profile"
@@ -137,6 +140,51 @@ func TestShopdRunsAsRendered(t *testing.T) {
 		resp, err := get(ctx, fmt.Sprintf("http://127.0.0.1:%d/", fe.hostPort(t, intstr.FromString("http"))))
 		if err != nil || resp.StatusCode != http.StatusOK {
 			t.Errorf("GET / = %v, %v\n%s", resp, err, fe.logs.String())
+		}
+	})
+
+	t.Run("payment reads the rendered fault injection", func(t *testing.T) {
+		// The payment container of the same Shop with spec.operations.faultInjection on.
+		spec := *in.Shop.Spec.DeepCopy()
+		spec.Operations.FaultInjection.Payment = &shopv1.PaymentFaultSpec{
+			ErrorPercent: ptr.To[int32](35), Latency: &metav1.Duration{Duration: 1500 * time.Millisecond},
+		}
+		faulty := in
+		faulty.Spec = profile.Resolve(spec)
+		fobjs, err := workloads.Build(faulty)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var env []corev1.EnvVar
+		for _, o := range fobjs {
+			if d, ok := o.(*appsv1.Deployment); ok && d.Name == in.Name(render.Payment) {
+				env = d.Spec.Template.Spec.Containers[0].Env
+			}
+		}
+		w := c.variant(t, in.Name(render.Payment), func(ctr *corev1.Container, _ *corev1.PodSpec) { ctr.Env = env })
+		p := c.start(t, base, bin, entrypoint, c.schedule(t, w, nil))
+		if err := p.waitProbes(ctx, time.Minute); err != nil {
+			t.Fatalf("%v\n%s", err, p.logs.String())
+		}
+		if problems := p.contractProblems(); len(problems) > 0 {
+			t.Errorf("%s\n%s", strings.Join(problems, "; "), p.logs.String())
+		}
+		if !slices.ContainsFunc(p.rendered, func(n string) bool { return n == workloads.EnvPaymentFaultErrorRatio }) {
+			t.Errorf("rendered env %v lacks %s", p.rendered, workloads.EnvPaymentFaultErrorRatio)
+		}
+		injecting := false
+		for _, l := range strings.Split(p.logs.String(), "\n") {
+			var line struct {
+				Msg        string  `json:"msg"`
+				Latency    string  `json:"latency"`
+				ErrorRatio float64 `json:"error_ratio"`
+			}
+			if json.Unmarshal([]byte(l), &line) == nil && line.Msg == "payment fault injection is on" {
+				injecting = line.Latency == "1.5s" && line.ErrorRatio == 0.35
+			}
+		}
+		if !injecting {
+			t.Errorf("payment does not say it injects 1.5s and 0.35:\n%s", p.logs.String())
 		}
 	})
 

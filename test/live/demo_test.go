@@ -39,7 +39,7 @@ func TestDemo(t *testing.T) {
 	}
 
 	before := localcluster.SnapshotHost()
-	demo := exec.CommandContext(ctx, bin, "demo")
+	demo := exec.CommandContext(ctx, bin, "demo", "--monitoring")
 	demo.Dir = root
 	// Even when the test runs out of time the demo gets SIGTERM, as a user's
 	// Ctrl-C, so that it removes its cluster; SIGKILL only if it hangs.
@@ -70,7 +70,7 @@ func TestDemo(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = stop() })
 
-	// Follow the demo's output: its cluster's id and the two URLs.
+	// Follow the demo's output: its cluster's id and the four URLs.
 	var mu sync.Mutex
 	var output []string
 	found := map[string]string{}
@@ -79,6 +79,9 @@ func TestDemo(t *testing.T) {
 		"dir":        regexp.MustCompile(`localcluster: directory (/\S+/localcluster-([0-9a-f]{6})-\S+)`),
 		"storefront": regexp.MustCompile(`^storefront: (http://127\.0\.0\.1:\d+/)$`),
 		"jaeger":     regexp.MustCompile(`^jaeger: (http://127\.0\.0\.1:\d+/)$`),
+		"prometheus": regexp.MustCompile(`^prometheus: (http://127\.0\.0\.1:\d+/\S*)$`),
+		// The last line printed.
+		"alertmanager": regexp.MustCompile(`^alertmanager: (http://127\.0\.0\.1:\d+/)$`),
 	}
 	go func() {
 		s := bufio.NewScanner(pr)
@@ -94,7 +97,7 @@ func TestDemo(t *testing.T) {
 					}
 				}
 			}
-			if found["storefront"] != "" && found["jaeger"] != "" && found["dir"] != "" {
+			if found["alertmanager"] != "" && found["dir"] != "" {
 				select {
 				case <-ready:
 				default:
@@ -120,6 +123,7 @@ func TestDemo(t *testing.T) {
 	}
 	mu.Lock()
 	storefront, jaeger, id, dir := found["storefront"], found["jaeger"], found["id"], found["dir"]
+	prometheus, alertmanager := found["prometheus"], found["alertmanager"]
 	mu.Unlock()
 	t.Logf("demo: cluster %s, storefront %s, jaeger %s", id, storefront, jaeger)
 
@@ -128,6 +132,13 @@ func TestDemo(t *testing.T) {
 	}
 	if body := httpGet(t, ctx, jaeger); !strings.Contains(strings.ToLower(body), "jaeger") {
 		t.Errorf("the demo's Jaeger URL does not serve the Jaeger UI:\n%.400s", body)
+	}
+	// --monitoring: Prometheus' targets and Alertmanager's UI.
+	if body := httpGet(t, ctx, prometheus); !strings.Contains(body, `"activeTargets"`) {
+		t.Errorf("the demo's Prometheus URL does not list scrape targets:\n%.400s", body)
+	}
+	if body := httpGet(t, ctx, alertmanager); !strings.Contains(body, "Alertmanager") {
+		t.Errorf("the demo's Alertmanager URL does not serve its UI:\n%.400s", body)
 	}
 
 	stopped := time.Now()

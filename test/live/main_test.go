@@ -68,7 +68,7 @@ func run(m *testing.M) int {
 	}
 	fmt.Fprintf(os.Stderr, "live:   %-24s RSS %4d MiB\n", "total", total>>20)
 	code := func() int {
-		if err := localstack.Install(ctx, cluster, os.Stderr); err != nil {
+		if err := localstack.Install(ctx, cluster, os.Stderr, localstack.Options{Monitoring: true}); err != nil {
 			fmt.Fprintln(os.Stderr, "live: FAIL: install:", err)
 			return 1
 		}

@@ -10,10 +10,12 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -45,12 +47,48 @@ func TestShop(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Minute)
 	defer cancel()
-	ns := localstack.Namespace
+	s := startTestingShop(t, ctx, localstack.Namespace)
+	ns, shop := s.ns, s.shop
+	// The synthetic checkout runs every five minutes; run it now, as
+	// `kubectl create job --from=cronjob/...` would, so that its series
+	// exist before the panel step looks for them.
+	runCronJobNow(t, ctx, ns, shop.Name+"-synthetic")
+
+	type step struct {
+		name string
+		run  func(*testing.T, context.Context, *liveShop)
+	}
+	// Stages run in order; the steps of one stage run at the same time (they
+	// wait on different clocks: scrapes and rule evaluations, Alertmanager's
+	// configuration reload), which keeps `make test` short.
+	stages := [][]step{
+		{{"CheckoutIsTracedAndLogged", checkoutIsTracedAndLogged}},
+		{{"EveryScrapeTargetIsUp", everyScrapeTargetIsUp}},
+		{{"EveryPanelAndRuleHasData", everyPanelAndRuleHasData}, {"AlertsAreRoutedGroupedAndInhibited", alertsAreRoutedGroupedAndInhibited}, {"ExemplarsResolveToTraces", exemplarsResolveToTraces}, {"NetworkPoliciesAreEnforced", networkPoliciesAreEnforced}},
+		{{"PaymentFaultRaisesTheAlert", paymentFaultRaisesTheAlert}},
+		{{"DeleteRemovesPodsKeepsVolumes", deleteRemovesPodsKeepsVolumes}},
+	}
+	for _, stage := range stages {
+		var wg sync.WaitGroup
+		for _, st := range stage {
+			wg.Go(func() { t.Run(st.name, func(t *testing.T) { st.run(t, ctx, s) }) })
+		}
+		wg.Wait()
+	}
+}
+
+// startTestingShop applies the testing Shop (its stand-ins and namespace
+// first), scraped every 10 s rather than the profile's 30 s so that rates,
+// recording rules and alerts move within the minutes a test has, and waits
+// until every pod of it is Ready and the storefront answers.
+func startTestingShop(t *testing.T, ctx context.Context, ns string) *liveShop {
+	t.Helper()
 	shop, err := localstack.ReadShop("testing")
 	if err != nil {
 		t.Fatal(err)
 	}
 	shop.Namespace = ns
+	shop.Spec.Observability.Prometheus.ScrapeInterval = "10s"
 	for _, l := range localstack.LocalOverrides(shop, ns) {
 		t.Logf("local override: %s", l)
 	}
@@ -66,18 +104,27 @@ func TestShop(t *testing.T) {
 	t.Logf("Shop %s Ready, every pod Ready, %s after kubectl apply", shop.Name, time.Since(applied).Round(time.Second))
 	s := &liveShop{shop: shop, ns: ns, frontend: serviceURL(t, ctx, ns, shop.Name+"-"+render.Frontend, "http")}
 	waitHTTP(t, ctx, s.frontend+"/")
+	return s
+}
 
-	steps := []struct {
-		name string
-		run  func(*testing.T, context.Context, *liveShop)
-	}{
-		{"CheckoutIsTracedAndLogged", checkoutIsTracedAndLogged},
-		{"NetworkPoliciesAreEnforced", networkPoliciesAreEnforced},
-		{"DeleteRemovesPodsKeepsVolumes", deleteRemovesPodsKeepsVolumes},
+// runCronJobNow creates a Job from the CronJob's template, owned by it, as
+// `kubectl create job --from=cronjob/<name>` does.
+func runCronJobNow(t *testing.T, ctx context.Context, ns, name string) {
+	t.Helper()
+	cj := &batchv1.CronJob{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, cj); err != nil {
+		t.Fatal(err)
 	}
-	for _, step := range steps {
-		t.Run(step.name, func(t *testing.T) { step.run(t, ctx, s) })
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name + "-now", Namespace: ns,
+			Labels:          cj.Spec.JobTemplate.Labels,
+			Annotations:     map[string]string{"cronjob.kubernetes.io/instantiate": "manual"},
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(cj, batchv1.SchemeGroupVersion.WithKind("CronJob"))},
+		},
+		Spec: cj.Spec.JobTemplate.Spec,
 	}
+	mustCreate(t, ctx, job)
 }
 
 // checkoutIsTracedAndLogged is the platform's main test: a shopper in

@@ -21,20 +21,14 @@ const (
 // S3SecretKeys are the keys the bucket's Secret must hold.
 var S3SecretKeys = []string{S3KeyEndpoint, S3KeyBucket, S3KeyAccessKeyID, S3KeySecretAccessKey}
 
-// SecretRef is a Secret the backups read, for the operator's reference check.
-type SecretRef struct {
-	Name string
-	Keys []string
-	// Service whose database's backups upload with it.
-	Service string
-}
-
-// SecretRefs lists the bucket Secrets of the databases whose backups upload.
-func SecretRefs(in render.Input) []SecretRef {
-	var out []SecretRef
+// SecretRefs lists the bucket Secrets of the databases whose backups
+// upload. Not blocking: a missing one fails only the upload step (the dump
+// still lands on the volume), and ReferencesResolved says what is missing.
+func SecretRefs(in render.Input) []render.SecretRef {
+	var out []render.SecretRef
 	for _, svc := range render.Databases {
 		if s3 := uploadTo(in.ManagedDatabase(svc)); s3 != nil {
-			out = append(out, SecretRef{Name: s3.SecretName, Keys: S3SecretKeys, Service: svc})
+			out = append(out, render.SecretRef{Name: s3.SecretName, Keys: S3SecretKeys, For: render.BackupUploadOf(svc)})
 		}
 	}
 	return out

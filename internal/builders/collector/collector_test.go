@@ -3,6 +3,7 @@ package collector_test
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -155,11 +156,11 @@ func TestSwitchingAnExporterOffRemovesExactlyItsParts(t *testing.T) {
 
 func TestSecretRefs(t *testing.T) {
 	in := rendertest.Input(withExporters(shopv1.Production, exporters...))
-	want := []collector.SecretRef{
-		{Name: "datadog", Key: "api-key", For: "datadog"},
-		{Name: "newrelic", Key: "license-key", For: "newrelic"},
+	want := []render.SecretRef{
+		{Name: "datadog", Keys: []string{"api-key"}, For: render.Exporter("datadog")},
+		{Name: "newrelic", Keys: []string{"license-key"}, For: render.Exporter("newrelic")},
 	}
-	if got := collector.SecretRefs(in); !slices.Equal(got, want) {
+	if got := collector.SecretRefs(in); !reflect.DeepEqual(got, want) {
 		t.Errorf("SecretRefs = %v, want %v", got, want)
 	}
 	// Every referenced key reaches the collectors only through env.
@@ -170,8 +171,8 @@ func TestSecretRefs(t *testing.T) {
 		env, _, _ := unstructured.NestedSlice(u.Object, "spec", "env")
 		b, _ := json.Marshal(env)
 		for _, ref := range want {
-			if !strings.Contains(string(b), `"key":"`+ref.Key+`","name":"`+ref.Name+`"`) {
-				t.Errorf("%s: env %s lacks the Secret key %s/%s", u.GetName(), b, ref.Name, ref.Key)
+			if !strings.Contains(string(b), `"key":"`+ref.Keys[0]+`","name":"`+ref.Name+`"`) {
+				t.Errorf("%s: env %s lacks the Secret key %s/%s", u.GetName(), b, ref.Name, ref.Keys[0])
 			}
 		}
 	}
@@ -228,7 +229,7 @@ func TestExporters(t *testing.T) {
 		for _, e := range collector.Exporters(in) {
 			s := fmt.Sprintf("%s:%s", e.Name, e.Reason)
 			if e.Secret != nil {
-				s += "(" + e.Secret.Name + "/" + e.Secret.Key + ")"
+				s += "(" + e.Secret.Name + "/" + strings.Join(e.Secret.Keys, ",") + ")"
 			}
 			parts = append(parts, s)
 		}

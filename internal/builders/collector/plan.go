@@ -113,35 +113,29 @@ func lokiEndpoint(in render.Input) string {
 	return strings.TrimSuffix(in.Spec.Observability.Loki.Endpoint, "/")
 }
 
-// SecretRef is one key of a Secret that the rendered objects read.
-type SecretRef struct {
-	// Name and Key of the Secret in the Shop's namespace.
-	Name, Key string
-	// For is the exporter that needs it: "datadog" or "newrelic".
-	For string
-}
-
-// SecretRefs lists every Secret key the collector objects reference, so the
-// controller can check that they exist and report a condition per exporter.
-// It is empty when no collector is rendered.
-func SecretRefs(in render.Input) []SecretRef {
+// SecretRefs lists every Secret key the collector objects reference, so
+// that engine.Prepare can check that they exist and the status report a
+// condition per exporter. It is empty when no collector is rendered. Not
+// blocking: an exporter whose Secret is missing is switched off (see
+// engine.Prepare) and the others keep working.
+func SecretRefs(in render.Input) []render.SecretRef {
 	p := newPlan(in)
 	if !p.collector {
 		return nil
 	}
-	var refs []SecretRef
+	var refs []render.SecretRef
 	o := in.Spec.Observability
 	if p.datadog {
-		refs = append(refs, SecretRef{Name: o.Datadog.APIKeySecretRef.Name, Key: o.Datadog.APIKeySecretRef.Key, For: "datadog"})
+		refs = append(refs, render.SecretRef{Name: o.Datadog.APIKeySecretRef.Name, Keys: []string{o.Datadog.APIKeySecretRef.Key}, For: render.Exporter("datadog")})
 	}
 	if p.newRelic {
-		refs = append(refs, SecretRef{Name: o.NewRelic.LicenseKeySecretRef.Name, Key: o.NewRelic.LicenseKeySecretRef.Key, For: "newrelic"})
+		refs = append(refs, render.SecretRef{Name: o.NewRelic.LicenseKeySecretRef.Name, Keys: []string{o.NewRelic.LicenseKeySecretRef.Key}, For: render.Exporter("newrelic")})
 	}
 	return refs
 }
 
 // Exporter is the state of one switchable exporter, for the Shop's status:
-// the controller adds whether its Secret exists (see SecretRefs).
+// the status adds whether its Secret exists (see SecretRefs).
 type Exporter struct {
 	// Name: jaeger, loki, datadog or newrelic.
 	Name string
@@ -152,16 +146,16 @@ type Exporter struct {
 	// Reason (CamelCase, for a condition) and Message say why, or where it sends.
 	Reason, Message string
 	// Secret the exporter reads its credentials from, if any.
-	Secret *SecretRef
+	Secret *render.SecretRef
 }
 
 // Exporters returns the state of every switchable exporter, in a stable order.
 func Exporters(in render.Input) []Exporter {
 	p := newPlan(in)
 	o := in.Spec.Observability
-	secrets := map[string]*SecretRef{}
+	secrets := map[string]*render.SecretRef{}
 	for _, ref := range SecretRefs(in) {
-		secrets[ref.For] = &ref
+		secrets[ref.For.Name] = &ref
 	}
 	one := func(name string, enabled bool, target string) Exporter {
 		e := Exporter{Name: name, Enabled: enabled, Secret: secrets[name]}

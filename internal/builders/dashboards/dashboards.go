@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+	"k8s.io/utils/ptr"
 
 	"github.com/shopplatform/shop-operator/internal/builders/monitoring"
 	"github.com/shopplatform/shop-operator/internal/render"
@@ -23,9 +24,15 @@ func (b *builder) errorRatio(by, extra, window string) string {
 	if extra != "" {
 		errs = extra + ", " + errs
 	}
-	return fmt.Sprintf(`sum by (%s) (rate(%s%s[%s]))
+	total := fmt.Sprintf(`sum by (%s) (rate(%s%s[%s]))`, by, monitoring.HTTPServerDurationCount, b.s(extra), window)
+	// "or 0 * total": no 5xx at all is a ratio of 0, not an empty panel.
+	return fmt.Sprintf(`(
+  sum by (%s) (rate(%s%s[%s]))
+  or
+  0 * %s
+)
 /
-sum by (%s) (rate(%s%s[%s]))`, by, monitoring.HTTPServerDurationCount, b.s(errs), window, by, monitoring.HTTPServerDurationCount, b.s(extra), window)
+%s`, by, monitoring.HTTPServerDurationCount, b.s(errs), window, total, total)
 }
 
 func (b *builder) quantile(phi, by, extra string) string {
@@ -81,7 +88,7 @@ func overview(b *builder) *dashboard.DashboardBuilder {
 func service(b *builder, svc string) *dashboard.DashboardBuilder {
 	sel := svcMatcher(svc)
 	d := dashboard.NewDashboardBuilder(b.title("Service " + svc)).
-		Description("Requests, errors and latency of " + svc + " by route; restarts; its business metrics.").
+		Description("Requests, errors and latency of " + svc + " by route; restarts; CPU, memory, goroutines and GC; its business metrics.").
 		WithRow(dashboard.NewRowBuilder("HTTP")).
 		WithPanel(graph("Requests per second by route", "reqps", q{b.requests("http_route, http_request_method", sel), "{{http_request_method}} {{http_route}}"})).
 		WithPanel(graph("Errors by route and status", "reqps", q{b.sumRate(monitoring.HTTPServerDurationCount, "http_route, http_response_status_code",
@@ -92,7 +99,16 @@ func service(b *builder, svc string) *dashboard.DashboardBuilder {
 		WithRow(dashboard.NewRowBuilder("Pods")).
 		WithPanel(graph("Targets up", "short", q{fmt.Sprintf(`sum(%s%s)`, monitoring.Up, b.s(sel)), "up"})).
 		WithPanel(graph("Container restarts (15m)", "short", q{fmt.Sprintf(`sum by (pod) (increase(%s{namespace=%q, pod=~"%s-.+"}[15m]))`,
-			monitoring.KubeContainerRestarts, b.in.Shop.Namespace, b.in.Name(svc)), "{{pod}}"}))
+			monitoring.KubeContainerRestarts, b.in.Shop.Namespace, b.in.Name(svc)), "{{pod}}"})).
+		WithRow(dashboard.NewRowBuilder("Resources")).
+		WithPanel(graph("CPU (cores)", "short", q{b.sumRate(monitoring.ProcessCPUSeconds, "pod", sel), "{{pod}}"})).
+		WithPanel(graph("Memory", "bytes",
+			q{fmt.Sprintf(`sum by (pod) (%s%s)`, monitoring.ProcessResidentMemory, b.s(sel)), "resident {{pod}}"},
+			q{fmt.Sprintf(`sum by (pod) (%s%s)`, monitoring.GoHeapAlloc, b.s(sel)), "heap {{pod}}"})).
+		WithPanel(graph("Goroutines", "short", q{fmt.Sprintf(`sum by (pod) (%s%s)`, monitoring.GoGoroutines, b.s(sel)), "{{pod}}"})).
+		WithPanel(graph("GC", "short",
+			q{b.sumRate(monitoring.GoGCDurationCount, "pod", sel), "cycles/s {{pod}}"},
+			q{b.sumRate(monitoring.GoGCDurationSum, "pod", sel), "pause s/s {{pod}}"}))
 	business := map[string][]*q{
 		render.Auth: {
 			{b.sumRate(monitoring.AuthLogins, "outcome", ""), "logins {{outcome}}"},
@@ -165,17 +181,20 @@ func collector(b *builder) *dashboard.DashboardBuilder {
 				q{b.sumRate(m("exporter_send_failed"), "exporter", ""), "failed {{exporter}}"},
 				q{b.sumRate(m("exporter_enqueue_failed"), "exporter", ""), "dropped {{exporter}}"}))
 	}
-	return d.WithRow(dashboard.NewRowBuilder("Queues and processors")).
+	d = d.WithRow(dashboard.NewRowBuilder("Queues and processors")).
 		WithPanel(graph("Sending queue fill", "percentunit", q{fmt.Sprintf("max by (exporter) (otelcol_exporter_queue_size%s)\n/\nmax by (exporter) (otelcol_exporter_queue_capacity%s)",
 			b.s(""), b.s("")), "{{exporter}}"})).
 		WithPanel(graph("Items filtered or sampled away by processors", "short", q{fmt.Sprintf(
 			"sum by (processor, otel_signal) (rate(otelcol_processor_incoming_items%s[%s]))\n-\nsum by (processor, otel_signal) (rate(otelcol_processor_outgoing_items%s[%s]))",
-			b.s(""), rate, b.s(""), rate), "{{processor}} {{otel_signal}}"})).
-		// tail_sampling reports no items in and out (above): its decisions,
-		// from the sampler tier; empty without tail sampling.
-		WithPanel(graph("Traces kept and dropped by tail sampling", "short",
-			q{b.sumRate(monitoring.TailSamplingTraces, "sampled", ""), "all policies sampled={{sampled}}"},
-			q{b.sumRate(monitoring.TailSamplingPolicyTraces, "policy, sampled", ""), "{{policy}} sampled={{sampled}}"}))
+			b.s(""), rate, b.s(""), rate), "{{processor}} {{otel_signal}}"}))
+	if !ptr.Deref(b.in.Spec.Observability.Collector.TailSampling, false) {
+		return d // no sampler tier: the panel below could never show a point
+	}
+	// tail_sampling reports no items in and out (above): its decisions,
+	// from the sampler tier.
+	return d.WithPanel(graph("Traces kept and dropped by tail sampling", "short",
+		q{b.sumRate(monitoring.TailSamplingTraces, "sampled", ""), "all policies sampled={{sampled}}"},
+		q{b.sumRate(monitoring.TailSamplingPolicyTraces, "policy, sampled", ""), "{{policy}} sampled={{sampled}}"}))
 }
 
 // debug (development): logs from Loki filtered by trace ID, latency with

@@ -30,23 +30,26 @@ func routingWanted(in render.Input) bool {
 }
 
 // SecretRefs lists the Secret keys the alert routing reads (receiver
-// credentials), for the controller to check and report. Pure.
-func SecretRefs(in render.Input) []shopv1.SecretKeyRef {
+// credentials), for engine.Prepare to check and the status to report. Pure.
+func SecretRefs(in render.Input) []render.SecretRef {
 	a := in.Spec.Observability.Alerting
 	if !ptr.Deref(a.Routing, false) {
 		return nil
 	}
-	var refs []shopv1.SecretKeyRef
+	var refs []render.SecretRef
+	add := func(r shopv1.SecretKeyRef) {
+		refs = append(refs, render.SecretRef{Name: r.Name, Keys: []string{r.Key}, For: render.AlertRouting})
+	}
 	for _, r := range a.Receivers {
 		switch {
 		case r.Slack != nil:
-			refs = append(refs, r.Slack.APIURLSecretRef)
+			add(r.Slack.APIURLSecretRef)
 		case r.PagerDuty != nil:
-			refs = append(refs, r.PagerDuty.RoutingKeySecretRef)
+			add(r.PagerDuty.RoutingKeySecretRef)
 		case r.Email != nil && r.Email.AuthPasswordSecretRef != nil:
-			refs = append(refs, *r.Email.AuthPasswordSecretRef)
+			add(*r.Email.AuthPasswordSecretRef)
 		case r.Webhook != nil:
-			refs = append(refs, r.Webhook.URLSecretRef)
+			add(r.Webhook.URLSecretRef)
 		}
 	}
 	return refs

@@ -59,7 +59,7 @@ func TestSecretRefs(t *testing.T) {
 	refs := monitoring.SecretRefs(rendertest.Input(everyReceiver(shopv1.Testing)))
 	var keys []string
 	for _, r := range refs {
-		keys = append(keys, r.Name+"/"+r.Key)
+		keys = append(keys, r.Name+"/"+strings.Join(r.Keys, ","))
 	}
 	want := []string{"alerting/pagerduty-key", "alerting/slack-url", "alerting/smtp-password", "alerting/webhook-url"}
 	if !slices.Equal(keys, want) {

@@ -45,6 +45,18 @@ const (
 	PaymentRefunds    = "shop_payment_refunds_total"
 )
 
+// The Go runtime's and the process' metrics of every service
+// (client_golang's Go and process collectors, scrape only).
+const (
+	ProcessCPUSeconds     = "process_cpu_seconds_total"
+	ProcessResidentMemory = "process_resident_memory_bytes"
+	GoHeapAlloc           = "go_memstats_heap_alloc_bytes"
+	GoGoroutines          = "go_goroutines"
+	GoGCDuration          = "go_gc_duration_seconds" // summary of GC pauses
+	GoGCDurationCount     = GoGCDuration + "_count"
+	GoGCDurationSum       = GoGCDuration + "_sum"
+)
+
 // Load generator and synthetic checkout (docs/operations-testing.md).
 const (
 	LoadgenRequests               = "shop_loadgen_requests_total" // labels scenario, outcome
@@ -102,6 +114,8 @@ func Metrics() map[string]Source {
 		StockConflicts: FromServices, StockReservations: FromServices,
 		OrdersPlaced: FromServices, OrderValueSum: FromServices, OrderValueCount: FromServices, Checkouts: FromServices, Payments: FromServices,
 		PaymentRefunds: FromServices,
+		ProcessCPUSeconds: FromServices, ProcessResidentMemory: FromServices, GoHeapAlloc: FromServices, GoGoroutines: FromServices,
+		GoGCDurationCount: FromServices, GoGCDurationSum: FromServices,
 
 		PgUp: FromPostgresExporter, PgStatActivityCount: FromPostgresExporter, PgMaxConnections: FromPostgresExporter,
 		PgDatabaseSize: FromPostgresExporter, PgXactCommit: FromPostgresExporter, PgXactRollback: FromPostgresExporter,

@@ -178,10 +178,16 @@ func (r rules) recording(threshold float64) []monitoringv1.Rule {
 	var out []monitoringv1.Rule
 	for _, w := range SLOWindows {
 		total := fmt.Sprintf(`sum by (%s) (rate(%s%s[%s]))`, byService, HTTPServerDurationCount, r.httpSel(""), w)
+		// "or 0 * total": a service without a single 5xx has a ratio of 0,
+		// not no series (its panels and SLO reports would show no data).
 		out = append(out,
-			record(RecordErrorRatio+w, fmt.Sprintf(`sum by (%s) (rate(%s%s[%s]))
+			record(RecordErrorRatio+w, fmt.Sprintf(`(
+  sum by (%s) (rate(%s%s[%s]))
+  or
+  0 * %s
+)
 /
-%s`, byService, HTTPServerDurationCount, r.httpSel(`http_response_status_code=~"5.."`), w, total)),
+%s`, byService, HTTPServerDurationCount, r.httpSel(`http_response_status_code=~"5.."`), w, total, total)),
 			record(RecordSlowRatio+w, fmt.Sprintf(`1 - (
   sum by (%s) (rate(%s%s[%s]))
   /

@@ -14,7 +14,7 @@ import (
 // Ports scraped, by name.
 const (
 	// ServiceAdminPort is the services' admin port (/metrics).
-	ServiceAdminPort = "http-admin"
+	ServiceAdminPort = render.AdminPortName
 	// CollectorPrometheusPort is the collector's Prometheus exporter (pipeline
 	// metrics such as span metrics), on the Service <shop>-collector.
 	CollectorPrometheusPort = "prometheus"

@@ -41,7 +41,7 @@ const loadSamplingRatio = "0.1"
 // The UID and GID of the shopd image's non-root user.
 const shopdUID = 65532
 
-const portAdmin = "http-admin"
+const portAdmin = render.AdminPortName
 
 // Build returns the load generator and the synthetic check the Shop wants.
 func Build(in render.Input) ([]client.Object, error) {

@@ -17,8 +17,8 @@ import (
 
 // Container port names (the Service and the probes refer to them).
 const (
-	portHTTP  = "http"
-	portAdmin = "http-admin"
+	portHTTP  = render.HTTPPortName
+	portAdmin = render.AdminPortName
 )
 
 // The UID and GID of the shopd image's non-root user.
@@ -211,6 +211,7 @@ func env(in render.Input, svc string, w shopv1.WorkloadSpec) []corev1.EnvVar {
 			// plain HTTP; on http a browser would drop Secure cookies.
 			corev1.EnvVar{Name: "FRONTEND_SECURE_COOKIES", Value: strconv.FormatBool(in.GatewayTLS())})
 	}
+	vars = append(vars, faultEnv(in, svc)...)
 	vars = slices.DeleteFunc(vars, func(v corev1.EnvVar) bool {
 		return slices.ContainsFunc(w.Env, func(u corev1.EnvVar) bool { return u.Name == v.Name })
 	})

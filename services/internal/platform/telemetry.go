@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/contrib/bridges/otelslog"
 	"go.opentelemetry.io/otel"
@@ -86,6 +87,9 @@ func SetupTelemetry(ctx context.Context, cfg Config, opts *TelemetryOptions) (*T
 	}
 	// Metrics: Prometheus pull always, OTLP push when configured.
 	reg := prometheus.NewRegistry()
+	// The Go runtime's and the process' own metrics (goroutines, heap, GC,
+	// CPU seconds, resident memory), for the dashboards' resource row.
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// service_name on every series lets dashboards and alerts select a
 	// service the same way whether scraped here or via the collector.
 	promExp, err := otelprom.New(otelprom.WithRegisterer(reg),
