@@ -86,8 +86,8 @@ test-live: node-tools ## The platform on a real node: pods run, a shopper checks
 # The long runs (TestChaos*, built with -tags chaos) are bounded and kept out
 # of `make test`, which has a short case of each kind.
 .PHONY: chaos
-chaos: node-tools ## The long fault runs on a real node, out of `make test` (about 25 min): a payment alert fires, is delivered and resolves.
-	SHOP_E2E=1 go test $(GO_TEST_FLAGS) -tags chaos -timeout 50m -v -run '^TestChaos' ./test/live
+chaos: node-tools ## The long fault runs on a real node, out of `make test` (about 35 min): a payment alert fires, is delivered and resolves.
+	SHOP_E2E=1 go test $(GO_TEST_FLAGS) -tags chaos -timeout 65m -v -run '^TestChaos' ./test/live
 
 .PHONY: test-services
 test-services: otelcol ## The commerce services' tests (real Postgres, real browser, the real collector).

@@ -13,7 +13,7 @@ import (
 )
 
 // TestChaosPaymentAlertLifecycle is the long run of an alert's whole life
-// (`make chaos`, about 25 minutes; `make test` has the short cases:
+// (`make chaos`, about 35 minutes; `make test` has the short cases:
 // PaymentFaultRaisesTheAlert sees the alert pending, and
 // AlertsAreRoutedGroupedAndInhibited routes posted alerts). With the
 // payment faults on, the Shop's own rule fires ShopPaymentFailureRatioHigh
@@ -23,7 +23,7 @@ import (
 // inhibited); with the faults off again, the same receiver is told it
 // resolved once the rule's 10-minute window has drained.
 func TestChaosPaymentAlertLifecycle(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 45*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Minute)
 	defer cancel()
 	s := startTestingShop(t, ctx, "alert-lifecycle")
 	hooks := addWebhookReceivers(t, ctx, s)
@@ -58,12 +58,13 @@ func TestChaosPaymentAlertLifecycle(t *testing.T) {
 
 	setPaymentFault(t, ctx, s, false)
 	faultOff := time.Now()
-	// The 10-minute ratio drops below 25% some 7 minutes after the faults
-	// stop; the resolved notice waits for group_interval (5 minutes).
-	if err := wait.PollUntilContextTimeout(ctx, 5*time.Second, 20*time.Minute, true, func(context.Context) (bool, error) {
+	// The 10-minute ratio drops below 25% some 7.5 minutes after the faults
+	// stop; the resolved notice waits for group_interval (5 minutes): 14.5
+	// minutes when measured.
+	if err := wait.PollUntilContextTimeout(ctx, 5*time.Second, 25*time.Minute, true, func(context.Context) (bool, error) {
 		return delivered("/critical", "resolved"), nil
 	}); err != nil {
-		t.Fatalf("%s was not delivered resolved within 20 minutes of the fault ending: got %+v", monitoring.AlertPaymentFailures, hooks.notifications("/critical"))
+		t.Fatalf("%s was not delivered resolved within 25 minutes of the fault ending: got %+v", monitoring.AlertPaymentFailures, hooks.notifications("/critical"))
 	}
 	t.Logf("%s delivered resolved %s after the fault ended", monitoring.AlertPaymentFailures, time.Since(faultOff).Round(time.Second))
 }

@@ -47,7 +47,7 @@ func TestMain(m *testing.M) {
 func run(m *testing.M) int {
 	ctrllog.SetLogger(logr.Discard())
 	before := localcluster.SnapshotHost()
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 70*time.Minute) // the cluster lives as long as this: room for make chaos
 	defer cancel()
 	parts, err := localstack.Build(ctx, os.Stderr)
 	if err != nil {
