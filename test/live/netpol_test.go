@@ -56,7 +56,7 @@ type probeTarget struct {
 // evaluator the mesh builder's tests check against the intended table: every
 // allowed pair connects, every denied one times out or is refused.
 func networkPoliciesAreEnforced(t *testing.T, ctx context.Context, s *liveShop) {
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 4*time.Minute)
 	defer cancel()
 	start := time.Now()
 	ns := s.ns
@@ -436,7 +436,8 @@ func probeFrom(ctx context.Context, i int, id probeIdentity, addrs []string) (ou
 	defer func() {
 		_ = cs.CoreV1().Pods(id.ns).Delete(context.Background(), name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
 	}()
-	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+	// A loaded node took 81 s to start one of 16 probe pods.
+	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
 		var err error
 		pod, err = cs.CoreV1().Pods(id.ns).Get(ctx, name, metav1.GetOptions{})
 		return err == nil && (pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed), nil
