@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -110,27 +111,36 @@ func networkPoliciesAreEnforced(t *testing.T, ctx context.Context, s *liveShop) 
 		t.Fatalf("no database target (%d) or no NetworkPolicy (%d) in %s", sanity, len(nps.Items), ns)
 	}
 
-	// One probe pod per identity, probeParallel at a time; each connects to
-	// every target at once, every connect bounded, and tries again once
-	// what failed: the enforcer decides in user space, and on a busy node a
-	// first packet is sometimes lost, or the pod's address not yet known to
-	// it. An admitted pair must connect at one attempt, a denied one at
-	// neither (a denial is tried twice as well).
+	// One idle pod per identity, all started at once; once every one runs
+	// (and the enforcer has had a moment to learn their addresses), the
+	// probe runs in each at once, through kubectl exec. Every connect is
+	// bounded, and what failed is tried once more: the enforcer decides in
+	// user space, and on a busy node a first packet is sometimes lost. An
+	// admitted pair must connect at one attempt, a denied one at neither
+	// (a denial is tried twice as well).
 	var addrs []string
 	for _, tg := range targets {
 		addrs = append(addrs, tg.addr)
 	}
 	probing := time.Now()
-	results := make([][]attempts, len(ids))
-	var slowestStart, slowestRun time.Duration
+	pods := make([]string, len(ids))
+	var slowestStart time.Duration
 	var mu sync.Mutex
-	forEach(t, len(ids), probeParallel, func(i int) error {
+	forEach(t, len(ids), func(i int) error {
 		var err error
-		var started, ran time.Duration
-		results[i], started, ran, err = probeFrom(ctx, i, ids[i], addrs)
+		var started time.Duration
+		pods[i], started, err = startProbePod(t, ctx, i, ids[i])
 		mu.Lock()
-		slowestStart, slowestRun = max(slowestStart, started), max(slowestRun, ran)
+		slowestStart = max(slowestStart, started)
 		mu.Unlock()
+		return err
+	})
+	podsStarted := time.Since(probing)
+	time.Sleep(2 * time.Second)
+	results := make([][]attempts, len(ids))
+	forEach(t, len(ids), func(i int) error {
+		var err error
+		results[i], err = probeFrom(ctx, ids[i], pods[i], addrs)
 		return err
 	})
 	probeTime := time.Since(probing)
@@ -178,9 +188,10 @@ func networkPoliciesAreEnforced(t *testing.T, ctx context.Context, s *liveShop) 
 			t.Errorf("%s (%s) reached %s: nothing outside the Shop's workloads may", id.name, id.ns, tg.name)
 		}
 	}
-	t.Logf("%d identities x %d targets = %d pairs: %d allowed, %d denied, %d disagree with the policies (%d connected at the second attempt only); probes took %s (the slowest pod to start %s, the slowest probe %s), the step %s",
-		len(ids), len(targets), len(ids)*len(targets), allowed, denied, bad, second,
-		probeTime.Round(100*time.Millisecond), slowestStart, slowestRun, time.Since(start).Round(100*time.Millisecond))
+	t.Logf("%d identities x %d targets = %d pairs: %d allowed, %d denied, %d disagree with the policies (%d connected at the second attempt only); %d probe pods running %s after their creation (the slowest %s), the probes done %s later, the step %s",
+		len(ids), len(targets), len(ids)*len(targets), allowed, denied, bad, second, len(ids),
+		podsStarted.Round(100*time.Millisecond), slowestStart.Round(100*time.Millisecond),
+		(probeTime - podsStarted).Round(100*time.Millisecond), time.Since(start).Round(100*time.Millisecond))
 
 	// Defense in depth: with Istio the mesh builder renders NetworkPolicies
 	// for the services too. This cluster serves no Istio, so the Shop runs
@@ -350,26 +361,14 @@ func endpointOf(eps []discoveryv1.EndpointSlice, portName string) (string, strin
 	return "", "", 0
 }
 
-// probeParallel bounds the probe pods running at once (all of the testing
-// Shop's identities): the enforcer decides on every first packet in user
-// space, on the node's two cores.
-const probeParallel = 4
-
-// forEach runs f for 0..n-1, parallel at a time, and fails the test with
-// the first error.
-func forEach(t *testing.T, n, parallel int, f func(int) error) {
+// forEach runs f for 0..n-1 at once and fails the test with the first
+// error.
+func forEach(t *testing.T, n int, f func(int) error) {
 	t.Helper()
 	errs := make([]error, n)
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, parallel)
 	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			errs[i] = f(i)
-		}()
+		wg.Go(func() { errs[i] = f(i) })
 	}
 	wg.Wait()
 	for _, err := range errs {
@@ -393,13 +392,11 @@ func (a attempts) String() string {
 	return a.first + ", then " + a.second
 }
 
-// probeScript waits a moment (for the enforcer to learn the pod's address),
-// connects to every address given as an argument at once, each bounded to
-// 3 s (nc's connect timeout: the first SYN and one retransmit; timeout(1)
-// behind it), tries a failed one once more 3 s later, and prints
+// probeScript connects to every address given as an argument at once, each
+// bounded to 3 s (nc's connect timeout: the first SYN and one retransmit;
+// timeout(1) behind it), tries a failed one once more 3 s later, and prints
 // "<index> <outcome> | <outcome of the second attempt>".
-const probeScript = `sleep 3
-try() { if e=$(timeout 5 nc -w 3 "${1%:*}" "${1##*:}" -e true 2>&1); then echo connected; else echo ${e:-timed out}; fi; }
+const probeScript = `try() { if e=$(timeout 5 nc -w 3 "${1%:*}" "${1##*:}" -e true 2>&1); then echo connected; else echo ${e:-timed out}; fi; }
 i=0
 for a in "$@"; do
   ( r=$(try "$a"); r2=; if [ "$r" != connected ]; then sleep 3; r2=$(try "$a"); fi; echo "$i $r | $r2" ) &
@@ -408,27 +405,26 @@ done
 wait
 echo done`
 
-// probeFrom runs the probe in a pod of the identity and returns each
-// address's outcomes, how long the pod took from creation to its
-// container's start and how long the probe ran (in whole seconds, as the
-// kubelet reports them). The pod never becomes ready (its readiness probe
+// startProbePod starts an idle pod with the identity's labels, deleted when
+// the test ends, and returns its name and how long it took from creation to
+// its container's start. The pod never becomes ready (its readiness probe
 // fails), so a pod with a service's labels never joins that Service's
 // endpoints.
-func probeFrom(ctx context.Context, i int, id probeIdentity, addrs []string) (out []attempts, started, ran time.Duration, err error) {
+func startProbePod(t *testing.T, ctx context.Context, i int, id probeIdentity) (string, time.Duration, error) {
 	name := fmt.Sprintf("netpol-probe-%d-%s", i, strings.NewReplacer(" ", "-", ".", "-").Replace(id.name))
 	if len(name) > 63 {
 		name = strings.TrimRight(name[:63], "-")
 	}
 	spec := restrictedPod(corev1.Container{
 		Name: "probe", Image: localcluster.HelperImage,
-		Command:        append([]string{"sh", "-c", probeScript, "probe"}, addrs...),
+		Command:        []string{"sleep", "600"}, // bounded, should the deletion fail
 		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"false"}}}},
 	})
 	spec.RestartPolicy = corev1.RestartPolicyNever
 	spec.Containers[0].ImagePullPolicy = corev1.PullNever
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: id.ns, Labels: maps.Clone(id.labels)}, Spec: spec}
 	// A namespace made a moment ago may not have its default ServiceAccount yet.
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		_, err := cs.CoreV1().Pods(id.ns).Create(ctx, pod, metav1.CreateOptions{})
 		if apierrors.IsForbidden(err) && strings.Contains(err.Error(), "serviceaccount") {
 			return false, nil
@@ -436,29 +432,34 @@ func probeFrom(ctx context.Context, i int, id probeIdentity, addrs []string) (ou
 		return err == nil, err
 	})
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("probe pod for %s: %w", id.name, err)
+		return "", 0, fmt.Errorf("probe pod for %s: %w", id.name, err)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		_ = cs.CoreV1().Pods(id.ns).Delete(context.Background(), name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
-	}()
+	})
 	// A loaded node took 81 s to start one of 16 probe pods.
 	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
 		var err error
 		pod, err = cs.CoreV1().Pods(id.ns).Get(ctx, name, metav1.GetOptions{})
-		return err == nil && (pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed), nil
+		return err == nil && pod.Status.PodIP != "" && len(pod.Status.ContainerStatuses) == 1 && pod.Status.ContainerStatuses[0].State.Running != nil, nil
 	})
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("probe pod for %s did not finish: %s", id.name, podreason.Of(pod))
+		return "", 0, fmt.Errorf("probe pod for %s did not start: %s", id.name, podreason.Of(pod))
 	}
-	rc, err := cs.CoreV1().Pods(id.ns).GetLogs(name, &corev1.PodLogOptions{}).Do(ctx).Raw()
+	return name, pod.Status.ContainerStatuses[0].State.Running.StartedAt.Sub(pod.CreationTimestamp.Time), nil
+}
+
+// probeFrom runs the probe in the identity's pod and returns each address's
+// outcomes.
+func probeFrom(ctx context.Context, id probeIdentity, pod string, addrs []string) ([]attempts, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	args := append([]string{"--kubeconfig", cluster.KubeconfigPath(), "-n", id.ns, "exec", pod, "--", "sh", "-c", probeScript, "probe"}, addrs...)
+	rc, err := exec.CommandContext(ctx, "kubectl", args...).Output()
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("logs of the probe pod for %s: %w", id.name, err)
+		return nil, fmt.Errorf("the probe in the pod for %s: %w\n%s", id.name, err, rc)
 	}
-	if st := pod.Status.ContainerStatuses; len(st) == 1 && st[0].State.Terminated != nil {
-		term := st[0].State.Terminated
-		started, ran = term.StartedAt.Sub(pod.CreationTimestamp.Time), term.FinishedAt.Sub(term.StartedAt.Time)
-	}
-	out = make([]attempts, len(addrs))
+	out := make([]attempts, len(addrs))
 	seen := 0
 	for _, line := range strings.Split(string(rc), "\n") {
 		idx, rest, ok := strings.Cut(line, " ")
@@ -471,9 +472,9 @@ func probeFrom(ctx context.Context, i int, id probeIdentity, addrs []string) (ou
 		seen++
 	}
 	if !strings.Contains(string(rc), "done") || seen != len(addrs) {
-		return nil, 0, 0, fmt.Errorf("probe pod for %s: %d of %d results:\n%s", id.name, seen, len(addrs), rc)
+		return nil, fmt.Errorf("the probe in the pod for %s: %d of %d results:\n%s", id.name, seen, len(addrs), rc)
 	}
-	return out, started, ran, nil
+	return out, nil
 }
 
 // outcome shortens nc's words.
