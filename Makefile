@@ -37,9 +37,10 @@ verify-generated: manifests generate bundle ## Fail when generated files (deepco
 .PHONY: fmt vet
 fmt: ## gofmt the tree.
 	gofmt -w $$(git ls-files '*.go')
-vet: ## go vet both modules (and the chaos runs, which `make test` does not run, so they still build).
+vet: ## go vet both modules (and the chaos runs, which `make test` does not run, so they still build); fail on unformatted Go.
 	go vet ./...
 	go vet -tags chaos ./test/live
+	@files=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$files" ]; then echo "gofmt would change: $$files (make fmt)"; exit 1; fi
 
 ##@ Test
 
@@ -81,7 +82,9 @@ LIVE_TIMEOUT ?= 45m
 .PHONY: test-live
 test-live: node-tools ## The platform on a real node: pods run, a shopper checks out in Chromium, the trace and logs arrive (needs root).
 	$(MAKE) -C services browser-deps
-	SHOP_E2E=1 go test $(GO_TEST_FLAGS) -timeout $(LIVE_TIMEOUT) -v ./test/live
+	# -parallel 3: TestDemo, TestNodeRunsPodsAndServices and TestShop all at
+	# once (they mostly wait on pods and probes; the default is GOMAXPROCS).
+	SHOP_E2E=1 go test $(GO_TEST_FLAGS) -parallel 3 -timeout $(LIVE_TIMEOUT) -v ./test/live
 
 # The long runs (TestChaos*, built with -tags chaos) are bounded and kept out
 # of `make test`, which has a short case of each kind.

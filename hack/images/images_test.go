@@ -79,6 +79,7 @@ func load(t *testing.T, imageName string) (v1.Image, *v1.ConfigFile) {
 }
 
 func TestImageConfig(t *testing.T) {
+	t.Parallel()
 	for _, s := range Specs() {
 		t.Run(s.Name, func(t *testing.T) {
 			img, cf := load(t, s.Name)
@@ -141,6 +142,7 @@ func TestImageConfig(t *testing.T) {
 // under a build (others edit while tests run), so a difference is retried a
 // bounded number of times; a build that is not reproducible differs every time.
 func TestReproducible(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds images")
 	}
@@ -177,6 +179,7 @@ func TestReproducible(t *testing.T) {
 // runAsNonRoot and no runAsUser, so the kubelet needs a numeric, non-zero
 // User in the image config to let the pod start.
 func TestOperatorDeployment(t *testing.T) {
+	t.Parallel()
 	_, cf := load(t, "shop-operator")
 	deps := deployments(t, mustRead(t, filepath.Join(testOpts.Root, "config/manager/manager.yaml")))
 	if len(deps) != 1 {
@@ -217,6 +220,7 @@ func TestOperatorDeployment(t *testing.T) {
 // path) runs every service of every sample Shop from the shopd image as UID
 // 65532 with args [<service>] and no command.
 func TestShopdDeployment(t *testing.T) {
+	t.Parallel()
 	_, cf := load(t, "shopd")
 	uid := numericUID(t, cf.Config.User)
 	seen := map[string]int{} // service -> containers
@@ -339,6 +343,7 @@ func mustRead(t *testing.T, path string) []byte {
 // TestSkopeoReadsArchive: an independent OCI implementation reads the
 // archive and reports the same digest and config.
 func TestSkopeoReadsArchive(t *testing.T) {
+	t.Parallel()
 	skopeo, err := exec.LookPath("skopeo")
 	if err != nil {
 		t.Fatal("skopeo is missing: install the Debian package skopeo (make test-images installs it)")

@@ -92,6 +92,7 @@ func localImagesBuilt(t *testing.T) (string, []LocalResult) {
 // an independent reader, sees the same); the archive names the image as
 // containerd will; the last line of the output is the directory.
 func TestLocalImagesList(t *testing.T) {
+	t.Parallel()
 	dir, _ := localImagesBuilt(t)
 	skopeo, err := exec.LookPath("skopeo")
 	if err != nil {
@@ -162,6 +163,7 @@ var (
 // is built by -local (same name, as the kubelet normalises it), or has a
 // local stand-in, or is listed as not built.
 func TestLocalImagesCoverRendered(t *testing.T) {
+	t.Parallel()
 	_, results := localImagesBuilt(t)
 	built := map[string]bool{}
 	repos := map[string]bool{}
@@ -345,6 +347,7 @@ func loadLocal(t *testing.T, ref string) (*v1.ConfigFile, imageFS) {
 // layers, the CA bundle, labels saying where it comes from, the build's
 // timestamp, and every ELF file's loader and libraries.
 func TestLocalImageConfigs(t *testing.T) {
+	t.Parallel()
 	for _, w := range wantLocal {
 		t.Run(w.ref, func(t *testing.T) {
 			cf, fs := loadLocal(t, w.ref)
@@ -396,6 +399,7 @@ func TestLocalImageConfigs(t *testing.T) {
 // same directory reuses every tarball (same digest, nothing rebuilt); a
 // changed input file rebuilds its image.
 func TestLocalImagesCached(t *testing.T) {
+	t.Parallel()
 	dir, results := localImagesBuilt(t)
 	first := map[string]string{}
 	for _, r := range results {
@@ -460,6 +464,7 @@ func TestLocalImagesCached(t *testing.T) {
 // TestMissingLibraryFails: the library check of TestLocalImageConfigs does
 // fail when a library an ELF file needs is not in the image.
 func TestMissingLibraryFails(t *testing.T) {
+	t.Parallel()
 	_, fs := loadLocal(t, postgresRef)
 	lib := fs.resolve("usr/lib/x86_64-linux-gnu/libssl.so.3")
 	if lib == "" {

@@ -18,6 +18,7 @@ import (
 // is re-parented to pause, and pause reaps it when it exits (a zombie would
 // stay); SIGTERM ends pause with status 0.
 func TestPause(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Fatal("TestPause needs root (a new PID namespace and nsenter)")
 	}

@@ -377,6 +377,7 @@ func mustSQL(t *testing.T, r *pgRun, user, password, db, sql string) string {
 // initialisation (as root, when the test runs as root: the entrypoint
 // switches to the postgres user by itself).
 func TestPGEntrypoint(t *testing.T) {
+	t.Parallel()
 	r := newPGRun(t)
 	marker := filepath.Join(r.dir, "sourced")
 	r.write(t, "initdb.d/20-seed.sql", "CREATE TABLE seeded (n int);\nINSERT INTO seeded VALUES (42);\n", 0o444)
@@ -468,6 +469,7 @@ func processUID(t *testing.T, pid int) int {
 // TestPGEntrypointRequiresPassword: an empty data directory without
 // POSTGRES_PASSWORD fails before initdb, saying what to set.
 func TestPGEntrypointRequiresPassword(t *testing.T) {
+	t.Parallel()
 	r := newPGRun(t)
 	var env []string
 	for _, e := range r.env {
@@ -492,6 +494,7 @@ func TestPGEntrypointRequiresPassword(t *testing.T) {
 // TestPGEntrypointSignalDuringInit: SIGTERM while an init script runs
 // stops the script and the temporary server; the entrypoint exits 143.
 func TestPGEntrypointSignalDuringInit(t *testing.T) {
+	t.Parallel()
 	r := newPGRun(t)
 	marker := filepath.Join(r.dir, "waiting")
 	r.write(t, "initdb.d/05-wait.sh", "#!/bin/sh\ntouch \"$MARKER_FILE\"\nexec sleep 120\n", 0o555)

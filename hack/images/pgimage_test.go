@@ -30,6 +30,7 @@ var backupTools = []string{"sh", "cut", "date", "awk", "wc", "tr", "ls", "grep",
 // programs, the locale and time zones, busybox's tools for the backup
 // script, and every command the rendered containers and probes run.
 func TestPostgresImage(t *testing.T) {
+	t.Parallel()
 	cf, fs := loadLocal(t, postgresRef)
 	env := strings.Join(cf.Config.Env, "\n")
 	for _, want := range []string{"PATH=/usr/local/bin:/usr/lib/postgresql/15/bin:/usr/bin:/bin", "PGDATA=/var/lib/postgresql/data", "LANG=C.UTF-8"} {
@@ -105,6 +106,7 @@ func TestPostgresImage(t *testing.T) {
 // kubelet makes them with fsGroup 70), then the rendered backup CronJob's
 // script in the same image against it, over TLS verified against the CA.
 func TestPostgresImageRuns(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Fatal("TestPostgresImageRuns needs root (chroot, device nodes, switching to uid 70)")
 	}

@@ -23,6 +23,7 @@ import (
 // inhibited); with the faults off again, the same receiver is told it
 // resolved once the rule's 10-minute window has drained.
 func TestChaosPaymentAlertLifecycle(t *testing.T) {
+	useCluster(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Minute)
 	defer cancel()
 	s := startTestingShop(t, ctx, "alert-lifecycle")

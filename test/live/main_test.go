@@ -2,7 +2,8 @@
 // (containerd, runc, kubelet, kube-proxy, CoreDNS, kube-network-policies,
 // local-path-provisioner), the images built here, both operators installed
 // as their users install them, and Shops whose pods run. One cluster serves
-// every test of the package; after the last test it is stopped and the host
+// every test of the package but TestDemo (which starts its own, as a user
+// does, at the same time); after the last test it is stopped and the host
 // is checked for anything it left behind.
 //
 // It needs root, as kind needs Docker. `make test` runs it (SHOP_E2E=1).
@@ -13,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,6 +34,48 @@ var (
 	cs      kubernetes.Interface
 )
 
+// suite starts the one cluster the tests share when the first of them asks
+// (useCluster), not before m.Run: TestDemo, which needs none of it, starts
+// its own cluster at the same time instead of after this one is installed.
+var suite struct {
+	once  sync.Once
+	ctx   context.Context
+	parts localstack.Parts
+	err   error
+}
+
+// useCluster starts the shared cluster and installs both operators and the
+// monitoring stack, once; every test but TestDemo calls it first.
+func useCluster(t *testing.T) {
+	t.Helper()
+	suite.once.Do(func() { suite.err = startCluster(suite.ctx, suite.parts) })
+	if suite.err != nil {
+		t.Fatalf("the shared cluster: %v", suite.err)
+	}
+}
+
+func startCluster(ctx context.Context, parts localstack.Parts) error {
+	var err error
+	if cluster, err = localcluster.Start(ctx, parts.ClusterOptions(os.Stderr)); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "live: cluster started in %s\n", cluster.StartupDuration().Round(100*time.Millisecond))
+	var total int64
+	for _, p := range cluster.Processes() {
+		fmt.Fprintf(os.Stderr, "live:   %-24s RSS %4d MiB\n", p.Name, p.RSS>>20)
+		total += p.RSS
+	}
+	fmt.Fprintf(os.Stderr, "live:   %-24s RSS %4d MiB\n", "total", total>>20)
+	if err := localstack.Install(ctx, cluster, os.Stderr, localstack.Options{Monitoring: true}); err != nil {
+		return fmt.Errorf("install: %w", err)
+	}
+	if k8s, err = client.New(cluster.RESTConfig(), client.Options{Scheme: scheme.Scheme}); err != nil {
+		return err
+	}
+	cs, err = kubernetes.NewForConfig(cluster.RESTConfig())
+	return err
+}
+
 func TestMain(m *testing.M) {
 	if os.Getenv(localcluster.EnvE2E) == "" {
 		fmt.Fprintf(os.Stderr, "live: skipped: set %s=1 to run (make test does); it builds and starts a real node\n", localcluster.EnvE2E)
@@ -49,39 +93,18 @@ func run(m *testing.M) int {
 	before := localcluster.SnapshotHost()
 	ctx, cancel := context.WithTimeout(context.Background(), 70*time.Minute) // the cluster lives as long as this: room for make chaos
 	defer cancel()
+	// The images first, once: TestDemo's own build then finds them cached.
 	parts, err := localstack.Build(ctx, os.Stderr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "live: FAIL: build:", err)
 		return 1
 	}
-	cluster, err = localcluster.Start(ctx, parts.ClusterOptions(os.Stderr))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "live: FAIL: start:", err)
-		return 1
+	suite.ctx, suite.parts = ctx, parts
+	code := m.Run()
+	if cluster == nil {
+		return code
 	}
 	id := cluster.ID()
-	fmt.Fprintf(os.Stderr, "live: cluster started in %s\n", cluster.StartupDuration().Round(100*time.Millisecond))
-	var total int64
-	for _, p := range cluster.Processes() {
-		fmt.Fprintf(os.Stderr, "live:   %-24s RSS %4d MiB\n", p.Name, p.RSS>>20)
-		total += p.RSS
-	}
-	fmt.Fprintf(os.Stderr, "live:   %-24s RSS %4d MiB\n", "total", total>>20)
-	code := func() int {
-		if err := localstack.Install(ctx, cluster, os.Stderr, localstack.Options{Monitoring: true}); err != nil {
-			fmt.Fprintln(os.Stderr, "live: FAIL: install:", err)
-			return 1
-		}
-		if k8s, err = client.New(cluster.RESTConfig(), client.Options{Scheme: scheme.Scheme}); err != nil {
-			fmt.Fprintln(os.Stderr, "live: FAIL:", err)
-			return 1
-		}
-		if cs, err = kubernetes.NewForConfig(cluster.RESTConfig()); err != nil {
-			fmt.Fprintln(os.Stderr, "live: FAIL:", err)
-			return 1
-		}
-		return m.Run()
-	}()
 	if code != 0 {
 		cluster.KeepDir()
 		fmt.Fprintf(os.Stderr, "live: a test failed; the cluster's logs stay in %s\n", cluster.Dir())

@@ -34,6 +34,8 @@ import (
 // kubelet; nothing outside the machine is reachable or resolvable from a
 // pod; a NetworkPolicy stops packets; a claim gets a real volume.
 func TestNodeRunsPodsAndServices(t *testing.T) {
+	t.Parallel() // beside TestShop and TestDemo: its own namespace
+	useCluster(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
 	defer cancel()
 	ns := "node-test"

@@ -42,6 +42,7 @@ type liveShop struct {
 // new step goes into the list below, in its own file.
 func TestShop(t *testing.T) {
 	t.Parallel() // beside TestDemo
+	useCluster(t)
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Fatalf("%s is missing: make test installs Debian's chromium (apt-get install -y chromium)", chromiumPath)
 	}

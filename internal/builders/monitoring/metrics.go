@@ -113,7 +113,7 @@ func Metrics() map[string]Source {
 		AuthLogins: FromServices, AuthRegistrations: FromServices,
 		StockConflicts: FromServices, StockReservations: FromServices,
 		OrdersPlaced: FromServices, OrderValueSum: FromServices, OrderValueCount: FromServices, Checkouts: FromServices, Payments: FromServices,
-		PaymentRefunds: FromServices,
+		PaymentRefunds:    FromServices,
 		ProcessCPUSeconds: FromServices, ProcessResidentMemory: FromServices, GoHeapAlloc: FromServices, GoGoroutines: FromServices,
 		GoGCDurationCount: FromServices, GoGCDurationSum: FromServices,
 
