@@ -65,7 +65,9 @@ func TestShop(t *testing.T) {
 	stages := [][]step{
 		{{"CheckoutIsTracedAndLogged", checkoutIsTracedAndLogged}},
 		{{"EveryScrapeTargetIsUp", everyScrapeTargetIsUp}},
-		{{"EveryPanelAndRuleHasData", everyPanelAndRuleHasData}, {"AlertsAreRoutedGroupedAndInhibited", alertsAreRoutedGroupedAndInhibited}, {"ExemplarsResolveToTraces", exemplarsResolveToTraces}},
+		// After the scrape targets: a probe pod with a service's labels is a
+		// (never ready) endpoint of its Service, which Prometheus scrapes too.
+		{{"EveryPanelAndRuleHasData", everyPanelAndRuleHasData}, {"AlertsAreRoutedGroupedAndInhibited", alertsAreRoutedGroupedAndInhibited}, {"ExemplarsResolveToTraces", exemplarsResolveToTraces}, {"NetworkPoliciesAreEnforced", networkPoliciesAreEnforced}},
 		{{"PaymentFaultRaisesTheAlert", paymentFaultRaisesTheAlert}},
 		// Alone: the restore pauses the Shop, which the steps that patch it
 		// would wait on.

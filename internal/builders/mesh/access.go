@@ -98,6 +98,19 @@ var (
 		"cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account",
 		"cluster.local/ns/istio-system/sa/istio-ingressgateway",
 	}
+
+	// IstioNamespace is where the ingress gateway (its principals above)
+	// and istiod run; the NetworkPolicies of the Istio mode admit them from
+	// there, by pod labels.
+	IstioNamespace = "istio-system"
+
+	// IstiodPodLabels select istiod's pods (every revision carries them).
+	IstiodPodLabels = map[string]string{"app": "istiod"}
+
+	// SidecarMetricsPorts are the Istio sidecar's metrics ports, which
+	// Prometheus scrapes in a mesh: 15020 (the agent's merged app and Envoy
+	// metrics) and 15090 (Envoy's own).
+	SidecarMetricsPorts = []int{15020, 15090}
 )
 
 // principal is the mesh identity of a component's pods (a service, the load

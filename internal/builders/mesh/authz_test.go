@@ -2,11 +2,14 @@ package mesh_test
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"testing"
 
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/shopplatform/shop-operator/internal/builders/backups"
 	"github.com/shopplatform/shop-operator/internal/builders/mesh"
 	"github.com/shopplatform/shop-operator/internal/builders/operations"
 	"github.com/shopplatform/shop-operator/internal/render"
@@ -196,20 +199,20 @@ func TestAuthorizationPolicies(t *testing.T) {
 }
 
 // TestNetworkPolicies checks the same callers against the NetworkPolicies
-// rendered without Istio, at layer 4: a caller reaches a port when the
+// rendered in every mode, at layer 4: a caller reaches a port when the
 // intended outcome allows some route on it from that caller. Paths and
-// tokens are the services' own checks there; the cases where L4 is coarser
-// (a customer token on an admin route) are skipped with a reason.
+// tokens are the services' own checks there (and, with Istio, the
+// sidecars'); where L4 is coarser (a customer token on an admin route) the
+// port is open to the caller.
 func TestNetworkPolicies(t *testing.T) {
 	inputs := map[string]render.Input{"production-istio-disabled": disabledInput()}
 	for _, v := range variants() {
-		if !v.istio {
-			inputs[v.name()] = v.input()
-		}
+		inputs[v.name()] = v.input()
 	}
 	for name, in := range inputs {
 		objs := build(t, in)
 		who := callers(in)
+		istio := mesh.ModeOf(in) == mesh.ModeIstio
 		t.Run(name, func(t *testing.T) {
 			// A (caller, service, port) is intended reachable when any
 			// case from it to that port is allowed.
@@ -218,21 +221,29 @@ func TestNetworkPolicies(t *testing.T) {
 				k := [3]string{c.from, c.to, fmt.Sprint(c.port)}
 				want[k] = want[k] || c.allow
 			}
+			// The sidecar's metrics ports: Prometheus only, with Istio.
+			for _, svc := range render.Services {
+				for _, port := range mesh.SidecarMetricsPorts {
+					for _, from := range []string{"prometheus", "collector", "gateway", "other-app", "loadgen", svc} {
+						want[[3]string{from, svc, fmt.Sprint(port)}] = istio && from == "prometheus"
+					}
+				}
+			}
 			for k, allow := range want {
 				from, svc, port := who[k[0]], k[1], k[2]
+				switch {
 				// Without Istio there is no gateway: only the frontend is
 				// exposed, to anyone; the API services are reached through it.
-				if k[0] == "gateway" && svc != render.Frontend && port == "8080" {
+				case !istio && k[0] == "gateway" && svc != render.Frontend && port == "8080":
 					allow = false
-				}
 				// Istio denies plain text by identity; L4 sees the pod and
-				// namespace of istiod, which no policy admits except the
-				// public frontend.
-				if k[0] == "plaintext" {
-					allow = svc == render.Frontend && port == "8080"
-				}
-				// Other pods may open the public storefront, as anyone may.
-				if k[0] == "other-app" && svc == render.Frontend && port == "8080" {
+				// namespace of istiod, which only auth admits (it fetches the
+				// public keys), with Istio; without, only the public frontend.
+				case k[0] == "plaintext" && port == "8080":
+					allow = (istio && svc == render.Auth) || (!istio && svc == render.Frontend)
+				// Without Istio other pods may open the public storefront, as
+				// anyone may; with Istio only through the gateway.
+				case !istio && k[0] == "other-app" && svc == render.Frontend && port == "8080":
 					allow = true
 				}
 				p := peer{namespace: from.namespace, namespaceLabels: map[string]string{"kubernetes.io/metadata.name": from.namespace}, labels: from.labels}
@@ -240,6 +251,57 @@ func TestNetworkPolicies(t *testing.T) {
 				portN, _ := strconv.Atoi(port)
 				if got := networkAllows(t, objs, to, portN, p); got != allow {
 					t.Errorf("%s -> %s:%s: allowed %v, want %v", k[0], svc, port, got, allow)
+				}
+			}
+		})
+	}
+}
+
+// TestEveryPodHasANetworkPolicy: in every mode, each pod the Shop runs that
+// the mesh builder knows of (the services, the managed databases and their
+// backup jobs) is selected by an ingress NetworkPolicy, so a pod outside the
+// mesh (or a mesh that is misconfigured) meets a wall too. Backup jobs
+// accept nothing at all.
+func TestEveryPodHasANetworkPolicy(t *testing.T) {
+	inputs := map[string]render.Input{"production-istio-disabled": disabledInput()}
+	for _, v := range variants() {
+		inputs[v.name()] = v.input()
+	}
+	for name, in := range inputs {
+		objs := build(t, in)
+		t.Run(name, func(t *testing.T) {
+			components := slices.Clone(render.Services)
+			for _, db := range render.Databases {
+				m := in.ManagedDatabase(db)
+				if m == nil {
+					continue
+				}
+				components = append(components, mesh.DatabaseComponent(db))
+				if m.Backup != nil && ptr.Deref(m.Backup.Enabled, false) {
+					components = append(components, backups.Component(db))
+				}
+			}
+			outsider := peer{namespace: "elsewhere", namespaceLabels: map[string]string{"kubernetes.io/metadata.name": "elsewhere"}}
+			for _, c := range components {
+				to := workload{namespace: in.Shop.Namespace, labels: in.Labels(c)}
+				// An unlisted port of the pod, from another namespace: only
+				// a selecting policy refuses it.
+				if networkAllows(t, objs, to, 1, outsider) {
+					t.Errorf("%s: no NetworkPolicy selects its pods", c)
+				}
+			}
+			for _, db := range render.Databases {
+				if m := in.ManagedDatabase(db); m == nil || m.Backup == nil || !ptr.Deref(m.Backup.Enabled, false) {
+					continue
+				}
+				to := workload{namespace: in.Shop.Namespace, labels: in.Labels(backups.Component(db))}
+				for from, c := range callers(in) {
+					p := peer{namespace: c.namespace, namespaceLabels: map[string]string{"kubernetes.io/metadata.name": c.namespace}, labels: c.labels}
+					for _, port := range []int{render.HTTPPort, render.AdminPort, render.PostgresPort, backups.OTLPHTTPPort} {
+						if networkAllows(t, objs, to, port, p) {
+							t.Errorf("%s -> %s backup job:%d: allowed, backup jobs accept nothing", from, db, port)
+						}
+					}
 				}
 			}
 		})

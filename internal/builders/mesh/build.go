@@ -2,8 +2,9 @@
 // routed to them. With Istio (its CRDs served and gateway.istio.enabled):
 // a Gateway, VirtualServices and DestinationRules for routing, and
 // PeerAuthentication, RequestAuthentication and AuthorizationPolicies for
-// security. Without Istio: NetworkPolicies expressing the same who-may-call-
-// whom at layer 4. The databases' NetworkPolicies are rendered in every mode.
+// security. In every mode: NetworkPolicies expressing the same who-may-call-
+// whom at layer 4 (without Istio they are the only enforcement, with Istio
+// defense in depth), for the services, the databases and the backup jobs.
 //
 // Who may call whom is decided once, in access.go; docs/security.md explains it.
 // Build is pure: it reads only its input.
@@ -49,9 +50,8 @@ func Build(in render.Input) ([]client.Object, error) {
 	if ModeOf(in) == ModeIstio {
 		out = append(out, routing(in)...)
 		out = append(out, security(in)...)
-	} else {
-		out = append(out, serviceNetworkPolicies(in)...)
 	}
+	out = append(out, serviceNetworkPolicies(in)...)
 	out = append(out, databaseNetworkPolicies(in)...)
 	return out, nil
 }

@@ -14,9 +14,9 @@ import (
 	secv1beta1 "istio.io/api/security/v1beta1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/shopplatform/shop-operator/internal/policytest"
 )
 
 // workload is a pod the request is sent to.
@@ -213,71 +213,21 @@ type peer struct {
 	labels          map[string]string
 }
 
-// networkAllows: a pod selected by no ingress NetworkPolicy accepts all;
-// otherwise some rule of a selecting policy must admit the port and peer.
+// networkAllows evaluates the rendered NetworkPolicies with policytest's
+// evaluator, the one the live test compares the real node against.
 func networkAllows(t *testing.T, objs []client.Object, to workload, port int, from peer) bool {
 	t.Helper()
-	selected := false
+	var nps []networkingv1.NetworkPolicy
 	for _, o := range objs {
-		np, ok := o.(*networkingv1.NetworkPolicy)
-		if !ok || np.Namespace != to.namespace || !labelSelects(t, &np.Spec.PodSelector, to.labels) {
-			continue
-		}
-		if !slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeIngress) {
-			continue
-		}
-		selected = true
-		for _, rule := range np.Spec.Ingress {
-			if portMatches(t, rule.Ports, port) && peerMatches(t, rule.From, to.namespace, from) {
-				return true
-			}
+		if np, ok := o.(*networkingv1.NetworkPolicy); ok {
+			nps = append(nps, *np)
 		}
 	}
-	return !selected
-}
-
-func portMatches(t *testing.T, ports []networkingv1.NetworkPolicyPort, port int) bool {
-	t.Helper()
-	if len(ports) == 0 {
-		return true
-	}
-	for _, p := range ports {
-		if p.EndPort != nil || p.Port == nil || p.Port.StrVal != "" || (p.Protocol != nil && *p.Protocol != "TCP") {
-			t.Fatalf("evaluator: unsupported port %v", p)
-		}
-		if p.Port.IntValue() == port {
-			return true
-		}
-	}
-	return false
-}
-
-func peerMatches(t *testing.T, peers []networkingv1.NetworkPolicyPeer, ns string, from peer) bool {
-	t.Helper()
-	if len(peers) == 0 {
-		return true
-	}
-	for _, p := range peers {
-		if p.IPBlock != nil {
-			t.Fatalf("evaluator: ipBlock is not modelled")
-		}
-		nsOK := from.namespace == ns
-		if p.NamespaceSelector != nil {
-			nsOK = labelSelects(t, p.NamespaceSelector, from.namespaceLabels)
-		}
-		podOK := p.PodSelector == nil || labelSelects(t, p.PodSelector, from.labels)
-		if nsOK && podOK {
-			return true
-		}
-	}
-	return false
-}
-
-func labelSelects(t *testing.T, s *metav1.LabelSelector, l map[string]string) bool {
-	t.Helper()
-	sel, err := metav1.LabelSelectorAsSelector(s)
+	ok, err := policytest.NetworkAllows(nps,
+		policytest.Pod{Namespace: to.namespace, Labels: to.labels}, port,
+		policytest.Pod{Namespace: from.namespace, NamespaceLabels: from.namespaceLabels, Labels: from.labels})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sel.Matches(labels.Set(l))
+	return ok
 }
