@@ -18,6 +18,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -113,7 +114,7 @@ func networkPoliciesAreEnforced(t *testing.T, ctx context.Context, s *liveShop) 
 
 	// One idle pod per identity, all started at once; once every one runs
 	// (and the enforcer has had a moment to learn their addresses), the
-	// probe runs in each at once, through kubectl exec. Every connect is
+	// probe runs in each, probeParallel at a time, through kubectl exec. Every connect is
 	// bounded, and what failed is tried once more: the enforcer decides in
 	// user space, and on a busy node a first packet is sometimes lost. An
 	// admitted pair must connect at one attempt, a denied one at neither
@@ -126,7 +127,7 @@ func networkPoliciesAreEnforced(t *testing.T, ctx context.Context, s *liveShop) 
 	pods := make([]string, len(ids))
 	var slowestStart time.Duration
 	var mu sync.Mutex
-	forEach(t, len(ids), func(i int) error {
+	forEach(t, len(ids), len(ids), func(i int) error {
 		var err error
 		var started time.Duration
 		pods[i], started, err = startProbePod(t, ctx, i, ids[i])
@@ -138,7 +139,7 @@ func networkPoliciesAreEnforced(t *testing.T, ctx context.Context, s *liveShop) 
 	podsStarted := time.Since(probing)
 	time.Sleep(2 * time.Second)
 	results := make([][]attempts, len(ids))
-	forEach(t, len(ids), func(i int) error {
+	forEach(t, len(ids), probeParallel, func(i int) error {
 		var err error
 		results[i], err = probeFrom(ctx, ids[i], pods[i], addrs)
 		return err
@@ -361,14 +362,24 @@ func endpointOf(eps []discoveryv1.EndpointSlice, portName string) (string, strin
 	return "", "", 0
 }
 
-// forEach runs f for 0..n-1 at once and fails the test with the first
-// error.
-func forEach(t *testing.T, n int, f func(int) error) {
+// probeParallel bounds the probes running at once: each opens a connection
+// to every target at once (25 of them), and the enforcer decides on every
+// first packet in user space, on the node's two cores.
+const probeParallel = 4
+
+// forEach runs f for 0..n-1, parallel at a time, and fails the test with
+// the first error.
+func forEach(t *testing.T, n, parallel int, f func(int) error) {
 	t.Helper()
 	errs := make([]error, n)
 	var wg sync.WaitGroup
+	sem := make(chan struct{}, parallel)
 	for i := range n {
-		wg.Go(func() { errs[i] = f(i) })
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			errs[i] = f(i)
+		})
 	}
 	wg.Wait()
 	for _, err := range errs {
@@ -417,8 +428,11 @@ func startProbePod(t *testing.T, ctx context.Context, i int, id probeIdentity) (
 	}
 	spec := restrictedPod(corev1.Container{
 		Name: "probe", Image: localcluster.HelperImage,
-		Command:        []string{"sleep", "600"}, // bounded, should the deletion fail
-		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"false"}}}},
+		Command: []string{"sleep", "600"}, // bounded, should the deletion fail
+		// Never ready: nothing listens on port 1. A TCP probe is the
+		// kubelet's own dial; an exec probe would start a process in the
+		// container every period, sixteen times over.
+		ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(1)}}, PeriodSeconds: 60},
 	})
 	spec.RestartPolicy = corev1.RestartPolicyNever
 	spec.Containers[0].ImagePullPolicy = corev1.PullNever
@@ -452,7 +466,7 @@ func startProbePod(t *testing.T, ctx context.Context, i int, id probeIdentity) (
 // probeFrom runs the probe in the identity's pod and returns each address's
 // outcomes.
 func probeFrom(ctx context.Context, id probeIdentity, pod string, addrs []string) ([]attempts, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	args := append([]string{"--kubeconfig", cluster.KubeconfigPath(), "-n", id.ns, "exec", pod, "--", "sh", "-c", probeScript, "probe"}, addrs...)
 	rc, err := exec.CommandContext(ctx, "kubectl", args...).Output()

@@ -334,11 +334,15 @@ func shopperChecksOut(t *testing.T, ctx context.Context, base string) string {
 // pod's Unix socket as the superuser).
 func psql(t *testing.T, ctx context.Context, ns, statefulSet, db, query string) string {
 	t.Helper()
-	out, err := exec.CommandContext(ctx, "kubectl", "--kubeconfig", cluster.KubeconfigPath(), "-n", ns,
+	// The answer from stdout only: kubectl writes its own warnings to stderr.
+	var stderr strings.Builder
+	cmd := exec.CommandContext(ctx, "kubectl", "--kubeconfig", cluster.KubeconfigPath(), "-n", ns,
 		"exec", "statefulset/"+statefulSet, "-c", "postgres", "--",
-		"psql", "-X", "-At", "-U", "postgres", "-d", db, "-c", query).CombinedOutput()
+		"psql", "-X", "-At", "-U", "postgres", "-d", db, "-c", query)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("psql in %s: %v: %s", statefulSet, err, out)
+		t.Fatalf("psql in %s: %v: %s%s", statefulSet, err, out, stderr.String())
 	}
 	return strings.TrimSpace(string(out))
 }
