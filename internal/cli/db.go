@@ -14,6 +14,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -25,6 +26,7 @@ import (
 	"github.com/shopplatform/shop-operator/internal/engine"
 	"github.com/shopplatform/shop-operator/internal/render"
 	"github.com/shopplatform/shop-operator/internal/scheme"
+	"github.com/shopplatform/shop-operator/internal/status"
 )
 
 // fieldOwner marks shopctl's own writes (pause, scale, suspend).
@@ -51,7 +53,8 @@ func newDBRestoreCmd() *cobra.Command {
 		Long: `restore replaces the contents of DATABASE (auth, catalog or orders) of the Shop SHOP with
 the pg_dump file BACKUP from the volume <shop>-<db>-db-backups, without the operator fighting it:
 
-  1. pause the Shop (spec.paused=true) so the operator changes nothing;
+  1. pause the Shop (spec.paused=true) so the operator changes nothing, and wait until the
+     operator has recorded it (status.observedGeneration, condition Reconciling=Paused);
   2. suspend the backup CronJob (waiting for a running backup to finish) and scale the
      database's service (Deployment <shop>-<db>) to 0, waiting until its pods are gone, so
      nothing writes or holds locks;
@@ -151,6 +154,11 @@ func (r restorer) restore(ctx context.Context, key types.NamespacedName, db, fil
 		return err
 	}
 	r.say("paused Shop %s", key.Name)
+	// A reconcile that began before the pause may still apply the service's
+	// replicas: scale down only once the operator has recorded the pause.
+	if err := r.waitPauseObserved(ctx, key); err != nil {
+		return r.stuck(key, err)
+	}
 	cronJob := types.NamespacedName{Namespace: key.Namespace, Name: backups.CronJobName(in, db)}
 	if err := r.suspend(ctx, cronJob, true); err != nil {
 		return r.stuck(key, err)
@@ -214,6 +222,20 @@ func (r restorer) setPaused(ctx context.Context, shop *shopv1.Shop, paused bool)
 		return fmt.Errorf("setting spec.paused=%t on Shop %s: %w", paused, shop.Name, err)
 	}
 	return nil
+}
+
+// waitPauseObserved waits until the Shop's status describes its paused
+// generation: the operator reconciles one Shop at a time, so no reconcile of
+// an earlier generation is still running.
+func (r restorer) waitPauseObserved(ctx context.Context, key types.NamespacedName) error {
+	return r.until(ctx, "the operator to record the pause of Shop "+key.Name, func() (bool, error) {
+		shop := &shopv1.Shop{}
+		if err := r.c.Get(ctx, key, shop); err != nil {
+			return false, err
+		}
+		c := meta.FindStatusCondition(shop.Status.Conditions, shopv1.ConditionReconciling)
+		return shop.Status.ObservedGeneration >= shop.Generation && c != nil && c.Reason == status.ReasonPaused, nil
+	})
 }
 
 // suspend pauses or resumes the backup CronJob; a database without backups has none.

@@ -10,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -18,13 +19,49 @@ import (
 	"github.com/shopplatform/shop-operator/internal/builders/backups"
 	"github.com/shopplatform/shop-operator/internal/render"
 	"github.com/shopplatform/shop-operator/internal/render/rendertest"
+	"github.com/shopplatform/shop-operator/internal/status"
 )
 
 // restoreFixture creates, in a fresh namespace, a production Shop with the
 // orders Deployment (2 replicas) and the orders backup CronJob, as the
 // operator would have them. The test API server runs no controllers: the
-// test plays the Job controller's part.
+// test plays the Job controller's part, and the operator's (playOperator).
 func restoreFixture(t *testing.T, ns string) {
+	t.Helper()
+	restoreFixtureNoOperator(t, ns)
+	playOperator(t, ns)
+}
+
+// playOperator records each generation of the Shop demo in its status, as
+// the operator's reconcile does when it ends (Reconciling=False, Paused when
+// paused), until the test ends.
+func playOperator(t *testing.T, ns string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-stopped })
+	go func() {
+		defer close(stopped)
+		for ctx.Err() == nil {
+			shop := &shopv1.Shop{}
+			if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "demo"}, shop); err == nil && shop.Status.ObservedGeneration != shop.Generation {
+				reason := "Succeeded"
+				if shop.Spec.Paused {
+					reason = status.ReasonPaused
+				}
+				shop.Status.ObservedGeneration = shop.Generation
+				meta.SetStatusCondition(&shop.Status.Conditions, metav1.Condition{Type: shopv1.ConditionReconciling, Status: metav1.ConditionFalse, Reason: reason, ObservedGeneration: shop.Generation})
+				_ = env.Client.Status().Update(ctx, shop)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+}
+
+func restoreFixtureNoOperator(t *testing.T, ns string) {
 	t.Helper()
 	ctx := context.Background()
 	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
@@ -190,6 +227,52 @@ func TestDBRestoreFailure(t *testing.T) {
 	}
 	if got := state(t, "restore-fail"); got != (restoreState{paused: true, replicas: 0, suspend: true}) {
 		t.Errorf("after a failed restore: %+v, want everything still paused", got)
+	}
+}
+
+// TestDBRestoreWaitsForTheOperator: until the operator has recorded the
+// pause (a reconcile that began before it may still apply the service's
+// replicas), the restore scales nothing down and creates no Job.
+func TestDBRestoreWaitsForTheOperator(t *testing.T) {
+	ns := "restore-observed"
+	restoreFixtureNoOperator(t, ns)
+	done := make(chan result, 1)
+	kc := kubeconfig(t, env.Config, ns)
+	go func() {
+		done <- run(t, "shopctl", "", "db", "restore", "demo", "orders", "--from", "orders-20260101T030000Z.dump", "--kubeconfig", kc, "--timeout", "2m")
+	}()
+	for range 100 { // until paused, at most about 10 s
+		if state(t, ns).paused {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(3 * time.Second) // room for a scale-down that should not come
+	if got := state(t, ns); got.replicas != 2 {
+		t.Fatalf("before the operator recorded the pause: %+v, want the service left at 2 replicas", got)
+	}
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "demo-orders-db-restore"}, &batchv1.Job{}); err == nil {
+		t.Fatal("the restore Job was created before the operator recorded the pause")
+	}
+	playOperator(t, ns)
+	job := &batchv1.Job{}
+	for range 300 { // at most about 30 s
+		if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "demo-orders-db-restore"}, job); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := state(t, ns); got.replicas != 0 {
+		t.Errorf("once the pause was recorded: %+v, want the service scaled to 0", got)
+	}
+	finish(t, job, true)
+	select {
+	case res := <-done:
+		if res.code != 0 {
+			t.Fatalf("restore failed: %+v", res)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("restore did not return after its Job completed")
 	}
 }
 
