@@ -114,7 +114,7 @@ func networkPoliciesAreEnforced(t *testing.T, ctx context.Context, s *liveShop) 
 
 	// One idle pod per identity, all started at once; once every one runs
 	// (and the enforcer has had a moment to learn their addresses), the
-	// probe runs in each, probeParallel at a time, through kubectl exec. Every connect is
+	// probe runs in them, probeParallel at a time, through kubectl exec. Every connect is
 	// bounded, and what failed is tried once more: the enforcer decides in
 	// user space, and on a busy node a first packet is sometimes lost. An
 	// admitted pair must connect at one attempt, a denied one at neither
@@ -365,7 +365,7 @@ func endpointOf(eps []discoveryv1.EndpointSlice, portName string) (string, strin
 // probeParallel bounds the probes running at once: each opens a connection
 // to every target at once (25 of them), and the enforcer decides on every
 // first packet in user space, on the node's two cores.
-const probeParallel = 4
+const probeParallel = 8
 
 // forEach runs f for 0..n-1, parallel at a time, and fails the test with
 // the first error.
