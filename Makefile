@@ -11,6 +11,9 @@ LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN_VERSION ?= v0.23.0
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 GO_TEST_FLAGS ?= -count=1
+# -trimpath: what is built does not depend on the checkout's path, so a fresh
+# clone (CI) reuses the build cache the last one filled.
+export GOFLAGS := $(strip $(GOFLAGS) -trimpath)
 
 .PHONY: all
 all: build

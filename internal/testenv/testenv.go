@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/shopplatform/shop-operator/internal/localcluster"
 	"github.com/shopplatform/shop-operator/internal/scheme"
 )
 
@@ -50,10 +50,15 @@ rules:
 - level: Metadata
 `
 
-// RepoRoot is the repository's top directory.
+// RepoRoot is the repository's top directory, found upwards from the working
+// directory (go test runs a test in its package's): make builds with
+// -trimpath, so this file's own path is not a path on disk.
 func RepoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
+	root, err := localcluster.RepoRoot()
+	if err != nil {
+		panic(err)
+	}
+	return root
 }
 
 // BinaryDir returns the directory with kube-apiserver and etcd: from
