@@ -78,21 +78,10 @@ node-tools: ## Build (once, cached by version) what a real node runs: kubelet, k
 # The controllers suite runs its tests in a random order (-shuffle=on): none
 # may depend on another having run before it (what reads the whole suite's
 # doing runs after m.Run in its TestMain).
-#
-# The controllers suite runs beside the other packages (each mostly waits on
-# its own API server: together they keep the two cores busy), each one's
-# output printed whole when it ends.
 .PHONY: test-operator
 test-operator: test-tools ## Operator tests: real API server, real CRDs, otelcol, promtool, a local cluster with kwok nodes.
-	$(MAKE) -j2 --output-sync=target test-operator-packages test-controllers
-
-.PHONY: test-operator-packages
-test-operator-packages:
 	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh cluster | tail -1)" SHOP_OTELCOL="$(SHOP_OTELCOL)" SHOP_JAEGER="$(SHOP_JAEGER)" SHOP_E2E=1 \
 		go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v -e '/controllers$$' -e '/test/live$$')
-
-.PHONY: test-controllers
-test-controllers:
 	KUBEBUILDER_ASSETS="$$(hack/kube-binaries.sh cluster | tail -1)" go test $(GO_TEST_FLAGS) -shuffle=on ./controllers
 
 LIVE_TIMEOUT ?= 45m
