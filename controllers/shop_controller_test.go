@@ -181,9 +181,16 @@ func TestPausedShopIsLeftAlone(t *testing.T) {
 		s.Spec.Paused = true
 		s.Spec.Workloads.Auth.Replicas = ptr.To[int32](3)
 	})
-	eventually(t, "Reconciling=False/Paused", func() (bool, string) {
-		st, reason, msg := condition(getShop(t, ns, "paused"), shopv1.ConditionReconciling)
-		return st == metav1.ConditionFalse && reason == "Paused", string(st) + " " + reason + ": " + msg
+	// For the paused generation: shopctl db restore waits on exactly this
+	// before it scales a service down.
+	eventually(t, "Reconciling=False/Paused for the paused generation", func() (bool, string) {
+		shop := getShop(t, ns, "paused")
+		c := meta.FindStatusCondition(shop.Status.Conditions, shopv1.ConditionReconciling)
+		if c == nil {
+			return false, "no Reconciling condition"
+		}
+		return c.Status == metav1.ConditionFalse && c.Reason == "Paused" && c.ObservedGeneration == shop.Generation,
+			fmt.Sprintf("%s %s (generation %d of %d): %s", c.Status, c.Reason, c.ObservedGeneration, shop.Generation, c.Message)
 	})
 	// Deleting a child of a paused Shop is not repaired either.
 	svc := &corev1.Service{}

@@ -54,7 +54,7 @@ func newDBRestoreCmd() *cobra.Command {
 the pg_dump file BACKUP from the volume <shop>-<db>-db-backups, without the operator fighting it:
 
   1. pause the Shop (spec.paused=true) so the operator changes nothing, and wait until the
-     operator has recorded it (status.observedGeneration, condition Reconciling=Paused);
+     operator has recorded it (condition Reconciling, reason Paused, for this generation);
   2. suspend the backup CronJob (waiting for a running backup to finish) and scale the
      database's service (Deployment <shop>-<db>) to 0, waiting until its pods are gone, so
      nothing writes or holds locks;
@@ -224,8 +224,10 @@ func (r restorer) setPaused(ctx context.Context, shop *shopv1.Shop, paused bool)
 	return nil
 }
 
-// waitPauseObserved waits until the Shop's status describes its paused
-// generation: the operator reconciles one Shop at a time, so no reconcile of
+// waitPauseObserved waits until the operator has recorded the pause of the
+// Shop's current generation (condition Reconciling, reason Paused; the
+// status's own observedGeneration stays at the last generation fully
+// applied): the operator reconciles one Shop at a time, so no reconcile of
 // an earlier generation is still running.
 func (r restorer) waitPauseObserved(ctx context.Context, key types.NamespacedName) error {
 	return r.until(ctx, "the operator to record the pause of Shop "+key.Name, func() (bool, error) {
@@ -234,7 +236,7 @@ func (r restorer) waitPauseObserved(ctx context.Context, key types.NamespacedNam
 			return false, err
 		}
 		c := meta.FindStatusCondition(shop.Status.Conditions, shopv1.ConditionReconciling)
-		return shop.Status.ObservedGeneration >= shop.Generation && c != nil && c.Reason == status.ReasonPaused, nil
+		return c != nil && c.Reason == status.ReasonPaused && c.ObservedGeneration >= shop.Generation, nil
 	})
 }
 

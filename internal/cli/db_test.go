@@ -33,8 +33,10 @@ func restoreFixture(t *testing.T, ns string) {
 }
 
 // playOperator records each generation of the Shop demo in its status, as
-// the operator's reconcile does when it ends (Reconciling=False, Paused when
-// paused), until the test ends.
+// the operator's reconcile does when it ends, until the test ends: a paused
+// generation only in the Reconciling condition (reason Paused; the status's
+// observedGeneration stays at the last generation applied), any other in
+// both.
 func playOperator(t *testing.T, ns string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -44,12 +46,14 @@ func playOperator(t *testing.T, ns string) {
 		defer close(stopped)
 		for ctx.Err() == nil {
 			shop := &shopv1.Shop{}
-			if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "demo"}, shop); err == nil && shop.Status.ObservedGeneration != shop.Generation {
+			err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "demo"}, shop)
+			if c := meta.FindStatusCondition(shop.Status.Conditions, shopv1.ConditionReconciling); err == nil && (c == nil || c.ObservedGeneration != shop.Generation) {
 				reason := "Succeeded"
 				if shop.Spec.Paused {
 					reason = status.ReasonPaused
+				} else {
+					shop.Status.ObservedGeneration = shop.Generation
 				}
-				shop.Status.ObservedGeneration = shop.Generation
 				meta.SetStatusCondition(&shop.Status.Conditions, metav1.Condition{Type: shopv1.ConditionReconciling, Status: metav1.ConditionFalse, Reason: reason, ObservedGeneration: shop.Generation})
 				_ = env.Client.Status().Update(ctx, shop)
 			}
