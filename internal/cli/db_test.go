@@ -109,24 +109,52 @@ func restoreFixtureNoOperator(t *testing.T, ns string) {
 // (bounded) for its Job to appear.
 func startRestore(t *testing.T, ns string) (<-chan result, *batchv1.Job) {
 	t.Helper()
+	done := runRestore(t, ns)
+	return done, waitRestoreJob(t, ns, done)
+}
+
+// runRestore runs shopctl db restore in the background.
+func runRestore(t *testing.T, ns string) chan result {
+	t.Helper()
 	done := make(chan result, 1)
 	kc := kubeconfig(t, env.Config, ns)
 	go func() {
 		done <- run(t, "shopctl", "", "db", "restore", "demo", "orders", "--from", "orders-20260101T030000Z.dump", "--kubeconfig", kc, "--timeout", "2m")
 	}()
+	return done
+}
+
+// waitRestoreJob waits (bounded) for the restore's Job to appear.
+func waitRestoreJob(t *testing.T, ns string, done chan result) *batchv1.Job {
+	t.Helper()
 	job := &batchv1.Job{}
 	for range 300 { // at most about 30 s
 		if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "demo-orders-db-restore"}, job); err == nil {
-			return done, job
+			return job
 		}
 		select {
 		case res := <-done:
+			done <- res
 			t.Fatalf("restore ended before creating its Job: %+v", res)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
 	t.Fatal("the restore Job never appeared")
-	return nil, nil
+	return nil
+}
+
+// restoreSucceeds waits (bounded) for the restore to end and fails unless
+// it succeeded.
+func restoreSucceeds(t *testing.T, done <-chan result) {
+	t.Helper()
+	select {
+	case res := <-done:
+		if res.code != 0 {
+			t.Fatalf("restore failed: %+v", res)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("restore did not return after its Job completed")
+	}
 }
 
 // finish sets the Job's status as the Job controller would.
@@ -240,11 +268,7 @@ func TestDBRestoreFailure(t *testing.T) {
 func TestDBRestoreWaitsForTheOperator(t *testing.T) {
 	ns := "restore-observed"
 	restoreFixtureNoOperator(t, ns)
-	done := make(chan result, 1)
-	kc := kubeconfig(t, env.Config, ns)
-	go func() {
-		done <- run(t, "shopctl", "", "db", "restore", "demo", "orders", "--from", "orders-20260101T030000Z.dump", "--kubeconfig", kc, "--timeout", "2m")
-	}()
+	done := runRestore(t, ns)
 	for range 100 { // until paused, at most about 10 s
 		if state(t, ns).paused {
 			break
@@ -259,25 +283,12 @@ func TestDBRestoreWaitsForTheOperator(t *testing.T) {
 		t.Fatal("the restore Job was created before the operator recorded the pause")
 	}
 	playOperator(t, ns)
-	job := &batchv1.Job{}
-	for range 300 { // at most about 30 s
-		if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "demo-orders-db-restore"}, job); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	job := waitRestoreJob(t, ns, done)
 	if got := state(t, ns); got.replicas != 0 {
 		t.Errorf("once the pause was recorded: %+v, want the service scaled to 0", got)
 	}
 	finish(t, job, true)
-	select {
-	case res := <-done:
-		if res.code != 0 {
-			t.Fatalf("restore failed: %+v", res)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("restore did not return after its Job completed")
-	}
+	restoreSucceeds(t, done)
 }
 
 func TestDBRestoreArgs(t *testing.T) {
@@ -310,11 +321,7 @@ func TestDBRestoreWaitsForBackup(t *testing.T) {
 	if err := env.Client.Status().Update(ctx, cj); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan result, 1)
-	kc := kubeconfig(t, env.Config, ns)
-	go func() {
-		done <- run(t, "shopctl", "", "db", "restore", "demo", "orders", "--from", "orders-20260101T030000Z.dump", "--kubeconfig", kc, "--timeout", "2m")
-	}()
+	done := runRestore(t, ns)
 	suspended := false
 	for range 300 { // at most about 30 s
 		if err := env.Client.Get(ctx, key, cj); err != nil {
@@ -335,20 +342,6 @@ func TestDBRestoreWaitsForBackup(t *testing.T) {
 	if err := env.Client.Status().Update(ctx, cj); err != nil {
 		t.Fatal(err)
 	}
-	job := &batchv1.Job{}
-	for range 300 {
-		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "demo-orders-db-restore"}, job); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	finish(t, job, true)
-	select {
-	case res := <-done:
-		if res.code != 0 {
-			t.Fatalf("restore failed: %+v", res)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("restore did not return")
-	}
+	finish(t, waitRestoreJob(t, ns, done), true)
+	restoreSucceeds(t, done)
 }
