@@ -52,8 +52,18 @@ func Forward(ctx context.Context, cs kubernetes.Interface, ns, name string, port
 // relay copies both ways until either side closes or ctx ends.
 func relay(ctx context.Context, in net.Conn, target string) {
 	defer in.Close()
+	// A few tries: a first connection to a Service made Ready a moment ago
+	// can be refused (the demo's first request was reset once in CI), and
+	// the user would see a reset page.
 	d := net.Dialer{Timeout: 10 * time.Second}
-	out, err := d.DialContext(ctx, "tcp", target)
+	var out net.Conn
+	var err error
+	for try := 0; try < 3; try++ {
+		if out, err = d.DialContext(ctx, "tcp", target); err == nil || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 	if err != nil {
 		return
 	}
